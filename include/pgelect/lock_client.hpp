@@ -1,0 +1,120 @@
+// The lease-lock client: pglock's protocol on PostgreSQL, tightened.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <stop_token>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "pgelect/errors.hpp"
+#include "pgelect/lock.hpp"
+#include "pgelect/options.hpp"
+
+namespace pgelect {
+
+namespace detail {
+class ClientCore;
+}
+
+// A LockClient acquires, renews and releases lease locks kept in one table.
+// All methods may be called from any thread at the same time.
+//
+// It owns a pool of database connections (opened on demand), one renewal
+// thread that renews every held lock in one statement per tick, one deadline
+// timer, and one LISTEN connection that wakes waiting contenders when a lock is
+// released.  Nothing connects at construction: an unreachable database shows up
+// as UnavailableError on the first call.  The destructor releases every lock
+// still held and joins its threads.
+class LockClient {
+public:
+    // dsn: a libpq connection string or URI; empty uses libpq's PG* environment.
+    // Throws InvalidArgumentError for bad options.
+    explicit LockClient(std::string dsn, LockClientOptions options = {});
+    ~LockClient();
+    LockClient(const LockClient&) = delete;
+    LockClient& operator=(const LockClient&) = delete;
+
+    // Creates the table and its two sequences.  FailedPreconditionError if the table exists.
+    void create_table();
+    // Creates whatever is missing; adds pgelect's columns to a pglock table in place.
+    void try_create_table();
+    // Drops the table and its sequences (no error if missing).
+    void drop_table();
+
+    // Blocks until the lock is held, the stop token is triggered (then
+    // NotAcquiredError) or, with fail_if_locked, returns at once.  Waiting costs
+    // one SELECT per retry_interval; a release anywhere wakes it at once.
+    Lock acquire(const std::string& name, const AcquireOptions& options = {},
+                 std::stop_token stop = {});
+    // acquire() with fail_if_locked: NotAcquiredError at once if the lock is held.
+    Lock try_acquire(const std::string& name, const AcquireOptions& options = {});
+
+    // Reads one lock row without acquiring it.  NotFoundError if there is none.
+    LockInfo get(const std::string& name);
+    // Every row of the table, ordered by name.
+    std::vector<LockInfo> get_all();
+
+    // Renews one held lock now (also when automatic heartbeats are off).
+    // AlreadyReleasedError if it is released or was taken over.
+    void heartbeat(Lock& lock);
+
+    // pglock's Do: acquires the lock, calls fn(stop_token) where the token fires
+    // when the lock is lost or `stop` is triggered, and releases the lock when
+    // fn returns or throws.  Returns what fn returns.  With fail_if_locked, a
+    // held lock throws NotAcquiredError and fn is never called.
+    template <class Fn>
+    auto with_lock(const std::string& name, Fn&& fn, const AcquireOptions& options = {},
+                   std::stop_token stop = {}) -> std::invoke_result_t<Fn, std::stop_token>;
+
+    const LockClientOptions& options() const;
+    // The owner identity this client writes.
+    const std::string& owner() const;
+
+private:
+    std::shared_ptr<detail::ClientCore> core_;
+};
+
+// The CREATE statements for a lock table, exactly what create_table() runs.
+// Throws InvalidArgumentError for an invalid table name.
+std::string schema_sql(const std::string& table = "locks");
+
+// --- implementation of the template -------------------------------------
+
+namespace detail {
+// Fires `target` when either `a` or `b` fires, for as long as it lives.
+class StopLink {
+public:
+    StopLink(std::stop_token a, std::stop_token b);
+    std::stop_token token() const { return source_.get_token(); }
+
+private:
+    std::stop_source source_;
+    std::stop_callback<std::function<void()>> a_;
+    std::stop_callback<std::function<void()>> b_;
+};
+}  // namespace detail
+
+template <class Fn>
+auto LockClient::with_lock(const std::string& name, Fn&& fn, const AcquireOptions& options,
+                           std::stop_token stop) -> std::invoke_result_t<Fn, std::stop_token> {
+    Lock lock = acquire(name, options, stop);
+    detail::StopLink link(lock.lost_token(), stop);
+    struct Releaser {
+        Lock& lock;
+        ~Releaser() {
+            if (!lock.is_released()) {
+                try {
+                    lock.release();
+                } catch (...) {
+                    // Lost meanwhile; the handle is marked released either way.
+                }
+            }
+        }
+    } releaser{lock};
+    return std::forward<Fn>(fn)(link.token());
+}
+
+}  // namespace pgelect

@@ -1,0 +1,82 @@
+// Options of the lease-lock client, as plain structs with their defaults.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <string>
+
+namespace pgelect {
+
+using Duration = std::chrono::milliseconds;
+
+// Timing of a lease.  The rules, checked by validate_timing():
+//   0 < heartbeat_interval <= lease_duration / 2  (or heartbeat_interval == 0: no automatic
+//                                                   renewals, see below)
+//   heartbeat_interval < renew_deadline < lease_duration
+//   0 < retry_interval
+// Every client of one lock table must use the same lease_duration: a waiter
+// takes over a lock whose record version has not changed for lease_duration of
+// the waiter's own steady clock.
+struct LeaseTiming {
+    // How long a holder that stopped renewing keeps others out.  Default 15 s.
+    // Shorter means faster failover after a crash, and less tolerance for a slow database.
+    Duration lease_duration{std::chrono::seconds(15)};
+    // How long after the start of its last successful renewal a holder still
+    // trusts its lease.  Past it the lock is reported lost on a local timer,
+    // even while a renewal statement is still running.  Default 10 s.
+    Duration renew_deadline{std::chrono::seconds(10)};
+    // How often held locks are renewed.  0 turns automatic renewals off: the
+    // lock is then valid until renew_deadline after its acquisition or after the
+    // last manual LockClient::heartbeat().  Default 2 s.
+    Duration heartbeat_interval{std::chrono::seconds(2)};
+    // How often a waiting contender re-reads a lock it cannot take.  Releases
+    // wake contenders at once (LISTEN/NOTIFY); this poll bounds the wait when a
+    // notification is missed and the crash-failover time (lease + retry).
+    // Default 500 ms.  Each poll is one SELECT: no writes.
+    Duration retry_interval{std::chrono::milliseconds(500)};
+};
+
+// Throws InvalidArgumentError naming the broken rule.
+void validate_timing(const LeaseTiming& timing);
+
+struct LockClientOptions {
+    // Lock table, optionally schema-qualified ("locks", "ops.leases").
+    // [A-Za-z_][A-Za-z0-9_]* per part, at most 57 characters for the table part
+    // so that the derived sequence names (<table>_rvn, <table>_fence) fit
+    // PostgreSQL's 63-byte identifier limit.  Default "locks" (pglock's).
+    std::string table{"locks"};
+    // Identity written to the owner column.  Empty: "<hostname>-<pid>-<random>",
+    // unique per client.  At most 255 characters.
+    std::string owner{};
+    LeaseTiming timing{};
+    // Connections for acquire/release/read calls (renewals and LISTEN have one
+    // dedicated connection each).  Callers beyond this many wait for a free one.
+    std::size_t pool_size{4};
+    // statement_timeout set on every connection.  Default 5 s; must be positive.
+    Duration statement_timeout{std::chrono::seconds(5)};
+    // libpq connect_timeout (whole seconds, minimum 2).  Default 5 s.
+    Duration connect_timeout{std::chrono::seconds(5)};
+    // How many times a statement that hit a serialization failure or deadlock
+    // is retried before SerializationError reaches the caller.  Default 10.
+    int serialization_retries{10};
+};
+
+// Throws InvalidArgumentError naming the broken rule.
+void validate_options(const LockClientOptions& options);
+
+struct AcquireOptions {
+    // Payload stored in the data column (any bytes).  Set on a new row; on an
+    // existing (free) row it replaces the old data only if replace_data is set.
+    std::optional<std::string> data{};
+    // Replace the data of an existing row with `data` (an empty optional clears it).
+    bool replace_data{false};
+    // On release keep the row (free, data kept) instead of deleting it.
+    bool keep_on_release{false};
+    // Do not wait: throw NotAcquiredError at once if the lock is held.
+    bool fail_if_locked{false};
+    // Per-lock timing; the client's timing when empty.
+    std::optional<LeaseTiming> timing{};
+};
+
+}  // namespace pgelect

@@ -1,0 +1,92 @@
+// The implementation behind LockClient and Lock.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include <pqxx/nontransaction>
+
+#include "lock/lock_state.hpp"
+#include "lock/names.hpp"
+#include "lock/renewer.hpp"
+#include "lock/statements.hpp"
+#include "lock/tracker.hpp"
+#include "lock/wait_board.hpp"
+#include "pg/conninfo.hpp"
+#include "pg/listener.hpp"
+#include "pg/pool.hpp"
+#include "pgelect/lock.hpp"
+#include "pgelect/options.hpp"
+
+namespace pgelect::detail {
+
+class ClientCore : public std::enable_shared_from_this<ClientCore> {
+public:
+    ClientCore(const std::string& dsn, LockClientOptions options);
+    ~ClientCore();
+
+    // Releases every held lock (best effort) and joins all threads.  Idempotent.
+    void shutdown();
+
+    void create_table();
+    void try_create_table();
+    void drop_table();
+
+    Lock acquire(const std::string& name, const AcquireOptions& options, std::stop_token stop);
+    LockInfo get(const std::string& name);
+    std::vector<LockInfo> get_all();
+    void heartbeat(const std::shared_ptr<LockState>& state);
+    void release(const std::shared_ptr<LockState>& state);
+    void set_data(const std::shared_ptr<LockState>& state, const std::string& data);
+
+    const LockClientOptions& options() const { return options_; }
+    const std::string& owner() const { return owner_; }
+    const TableName& table() const { return table_; }
+
+private:
+    struct Row {
+        std::optional<std::int64_t> rvn;
+        std::string owner;
+    };
+    struct Taken {
+        std::int64_t rvn;
+        std::int64_t fencing_token;
+        std::string data;
+    };
+
+    std::optional<Taken> try_take(const std::string& name, const AcquireOptions& options,
+                                  std::optional<std::int64_t> stale_rvn);
+    std::optional<Row> poll(const std::string& name);
+    std::vector<Renewed> renew(ConnectionPool& pool, const std::vector<RenewItem>& items);
+    void lose(const std::shared_ptr<LockState>& state, const std::string& reason);
+    std::string context(const char* operation, const std::string& name) const;
+
+    // Runs fn(tx) on a pooled connection: a broken connection is replaced and
+    // the statement tried once more, serialization failures are retried, and
+    // every libpqxx error becomes a pgelect::Error naming `ctx`.
+    template <class Tx, class Fn>
+    auto run(ConnectionPool& pool, const std::string& ctx, Fn&& fn);
+
+    // constant after construction
+    const LockClientOptions options_;
+    const TableName table_;
+    const Statements sql_;
+    const std::string owner_;
+    const std::string channel_;
+    const ConnInfo conninfo_;
+
+    ConnectionPool pool_;        // acquire / release / reads
+    ConnectionPool renew_pool_;  // the renewal thread's own connection
+    ObservationTracker tracker_;
+    WaitBoard board_;
+    Listener listener_;
+    Renewer renewer_;
+    std::atomic<bool> shut_down_{false};
+};
+
+}  // namespace pgelect::detail

@@ -1,0 +1,73 @@
+#include "pgelect/lock.hpp"
+
+#include <iostream>
+
+#include "lock/client_core.hpp"
+#include "pgelect/errors.hpp"
+
+namespace pgelect {
+
+Lock::Lock(std::shared_ptr<detail::ClientCore> core, std::shared_ptr<detail::LockState> state)
+    : core_(std::move(core)), state_(std::move(state)) {}
+
+Lock::Lock(Lock&&) noexcept = default;
+
+Lock& Lock::operator=(Lock&& other) noexcept {
+    if (this != &other) {
+        Lock old(std::move(*this));  // releases what this handle held
+        core_ = std::move(other.core_);
+        state_ = std::move(other.state_);
+    }
+    return *this;
+}
+
+Lock::~Lock() {
+    if (!state_ || is_released()) return;
+    try {
+        core_->release(state_);
+    } catch (const std::exception& e) {
+        std::cerr << "pgelect: releasing lock \"" << state_->name << "\" on destruction failed: "
+                  << e.what() << "\n";
+    }
+}
+
+const std::string& Lock::name() const { return state_->name; }
+const std::string& Lock::owner() const { return state_->owner; }
+
+std::string Lock::data() const {
+    std::lock_guard lk(state_->mu);
+    return state_->data;
+}
+
+std::int64_t Lock::record_version_number() const {
+    std::lock_guard lk(state_->mu);
+    return state_->record_version_number;
+}
+
+std::int64_t Lock::fencing_token() const {
+    std::lock_guard lk(state_->mu);
+    return state_->fencing_token;
+}
+
+bool Lock::is_released() const {
+    return !state_ || !state_->valid(std::chrono::steady_clock::now());
+}
+
+std::chrono::steady_clock::time_point Lock::valid_until() const {
+    std::lock_guard lk(state_->mu);
+    return state_->valid_until;
+}
+
+std::stop_token Lock::lost_token() const { return state_->lost.get_token(); }
+
+void Lock::release() {
+    if (!state_) throw AlreadyReleasedError("release: this Lock handle was moved from");
+    core_->release(state_);
+}
+
+void Lock::set_data(const std::string& data) {
+    if (!state_) throw AlreadyReleasedError("set data: this Lock handle was moved from");
+    core_->set_data(state_, data);
+}
+
+}  // namespace pgelect

@@ -1,0 +1,49 @@
+#include "pgelect/lock_client.hpp"
+
+#include "lock/client_core.hpp"
+#include "lock/statements.hpp"
+
+namespace pgelect {
+
+namespace detail {
+StopLink::StopLink(std::stop_token a, std::stop_token b)
+    : a_(std::move(a), [this] { source_.request_stop(); }),
+      b_(std::move(b), [this] { source_.request_stop(); }) {}
+}  // namespace detail
+
+LockClient::LockClient(std::string dsn, LockClientOptions options)
+    : core_(std::make_shared<detail::ClientCore>(dsn, std::move(options))) {}
+
+LockClient::~LockClient() { core_->shutdown(); }
+
+void LockClient::create_table() { core_->create_table(); }
+void LockClient::try_create_table() { core_->try_create_table(); }
+void LockClient::drop_table() { core_->drop_table(); }
+
+Lock LockClient::acquire(const std::string& name, const AcquireOptions& options,
+                         std::stop_token stop) {
+    return core_->acquire(name, options, std::move(stop));
+}
+
+Lock LockClient::try_acquire(const std::string& name, const AcquireOptions& options) {
+    AcquireOptions o = options;
+    o.fail_if_locked = true;
+    return core_->acquire(name, o, {});
+}
+
+LockInfo LockClient::get(const std::string& name) { return core_->get(name); }
+std::vector<LockInfo> LockClient::get_all() { return core_->get_all(); }
+
+void LockClient::heartbeat(Lock& lock) {
+    if (!lock.state_) throw AlreadyReleasedError("heartbeat: this Lock handle was moved from");
+    core_->heartbeat(lock.state_);
+}
+
+const LockClientOptions& LockClient::options() const { return core_->options(); }
+const std::string& LockClient::owner() const { return core_->owner(); }
+
+std::string schema_sql(const std::string& table) {
+    return detail::Statements(detail::parse_table_name(table)).create;
+}
+
+}  // namespace pgelect

@@ -1,0 +1,149 @@
+#include "lock/renewer.hpp"
+
+#include <algorithm>
+#include <unordered_map>
+
+namespace pgelect::detail {
+
+using Clock = std::chrono::steady_clock;
+
+Renewer::Renewer(RenewFn renew, LostFn on_lost)
+    : renew_(std::move(renew)), on_lost_(std::move(on_lost)) {}
+
+Renewer::~Renewer() { stop(); }
+
+void Renewer::start_threads_locked() {
+    if (started_ || stopping_) return;
+    started_ = true;
+    renew_thread_ = std::thread([this] { renew_loop(); });
+    deadline_thread_ = std::thread([this] { deadline_loop(); });
+}
+
+void Renewer::add(std::shared_ptr<LockState> state) {
+    {
+        std::lock_guard lk(mu_);
+        held_[state.get()] = std::move(state);
+        start_threads_locked();
+    }
+    cv_.notify_all();
+}
+
+void Renewer::remove(const LockState* state) {
+    std::lock_guard lk(mu_);
+    held_.erase(state);
+}
+
+std::vector<std::shared_ptr<LockState>> Renewer::held() const {
+    std::lock_guard lk(mu_);
+    std::vector<std::shared_ptr<LockState>> out;
+    out.reserve(held_.size());
+    for (const auto& [_, s] : held_) out.push_back(s);
+    return out;
+}
+
+std::uint64_t Renewer::ticks() const {
+    std::lock_guard lk(mu_);
+    return ticks_;
+}
+
+void Renewer::stop() {
+    {
+        std::lock_guard lk(mu_);
+        stopping_ = true;
+    }
+    cv_.notify_all();
+    if (renew_thread_.joinable()) renew_thread_.join();
+    if (deadline_thread_.joinable()) deadline_thread_.join();
+}
+
+void Renewer::renew_loop() {
+    std::unique_lock lk(mu_);
+    while (!stopping_) {
+        auto next = Clock::time_point::max();
+        for (const auto& [_, s] : held_) {
+            if (!s->automatic_renewal()) continue;
+            std::lock_guard slk(s->mu);
+            if (!s->released) next = std::min(next, s->next_renewal);
+        }
+        if (next > Clock::now()) {
+            cv_.wait_until(lk, next);
+            continue;
+        }
+        // One statement renews every held lock, due or not: renewing early is
+        // free, a second statement is not.
+        std::vector<std::shared_ptr<LockState>> batch;
+        std::vector<RenewItem> items;
+        for (const auto& [_, s] : held_) {
+            if (!s->automatic_renewal()) continue;
+            std::lock_guard slk(s->mu);
+            if (s->released) continue;
+            batch.push_back(s);
+            items.push_back({s->name, s->fencing_token});
+        }
+        ++ticks_;
+        lk.unlock();
+
+        const auto start = Clock::now();
+        bool known = false;
+        std::vector<Renewed> result;
+        try {
+            result = renew_(items);
+            known = true;
+        } catch (...) {
+            // Outcome unknown: the statement is idempotent (it matches the
+            // acquisition's fencing token, not the record version), so it is
+            // retried until it succeeds or the deadline timer gives up.
+        }
+        if (known) {
+            std::unordered_map<std::string, std::int64_t> still_held;
+            for (auto& r : result) still_held.emplace(std::move(r.name), r.record_version_number);
+            for (const auto& s : batch) {
+                auto it = still_held.find(s->name);
+                if (it != still_held.end()) {
+                    s->renewed(start, it->second);
+                } else {
+                    on_lost_(s, "taken over: the row no longer carries this holder's fencing token");
+                }
+            }
+        } else {
+            for (const auto& s : batch) {
+                std::lock_guard slk(s->mu);
+                auto retry = std::clamp<Clock::duration>(s->timing.heartbeat_interval / 4,
+                                                         std::chrono::milliseconds(20),
+                                                         std::chrono::milliseconds(1000));
+                s->next_renewal = Clock::now() + retry;
+            }
+        }
+        lk.lock();
+    }
+}
+
+void Renewer::deadline_loop() {
+    std::unique_lock lk(mu_);
+    while (!stopping_) {
+        const auto now = Clock::now();
+        auto earliest = Clock::time_point::max();
+        std::vector<std::shared_ptr<LockState>> expired;
+        for (const auto& [_, s] : held_) {
+            std::lock_guard slk(s->mu);
+            if (s->released) continue;
+            if (s->valid_until <= now) {
+                expired.push_back(s);
+            } else {
+                earliest = std::min(earliest, s->valid_until);
+            }
+        }
+        if (!expired.empty()) {
+            lk.unlock();
+            for (const auto& s : expired) {
+                on_lost_(s, "renew deadline passed: no successful renewal for " +
+                                std::to_string(s->timing.renew_deadline.count()) + "ms");
+            }
+            lk.lock();
+            continue;
+        }
+        cv_.wait_until(lk, earliest);
+    }
+}
+
+}  // namespace pgelect::detail

@@ -1,0 +1,88 @@
+#include "lock/statements.hpp"
+
+namespace pgelect::detail {
+namespace {
+
+// The column list shared by create and try-create.  The first four columns and
+// the _rvn sequence are pglock's, so pglock clients and pgelect clients
+// exclude each other on the same table.
+std::string create_table_sql(const TableName& t, bool if_not_exists) {
+    return std::string("CREATE TABLE ") + (if_not_exists ? "IF NOT EXISTS " : "") + t.quoted() +
+           " (\n"
+           "    name CHARACTER VARYING(255) PRIMARY KEY,\n"
+           "    record_version_number BIGINT,\n"
+           "    data BYTEA,\n"
+           "    owner CHARACTER VARYING(255),\n"
+           "    fencing_token BIGINT,\n"
+           "    acquired_at TIMESTAMPTZ,\n"
+           "    renewed_at TIMESTAMPTZ\n"
+           ");\n";
+}
+
+std::string create_sequences_sql(const TableName& t, bool if_not_exists) {
+    const std::string ine = if_not_exists ? "IF NOT EXISTS " : "";
+    return "CREATE SEQUENCE " + ine + t.quoted_sequence("_rvn") + " CYCLE OWNED BY " +
+           t.quoted() + ".record_version_number;\n" + "CREATE SEQUENCE " + ine +
+           t.quoted_sequence("_fence") + " NO CYCLE OWNED BY " + t.quoted() + ".fencing_token;\n";
+}
+
+std::string full_row_select(const TableName& t) {
+    return "SELECT name, owner, data, record_version_number, fencing_token, "
+           "extract(epoch FROM acquired_at)::float8, extract(epoch FROM renewed_at)::float8 FROM " +
+           t.quoted();
+}
+
+// Conditions that identify this holder's acquisition of a row: a takeover by
+// pgelect changes the token, one by pglock changes the owner.
+constexpr const char* kHeldByMe =
+    "name = $1 AND fencing_token = $2 AND owner = $3 AND record_version_number IS NOT NULL";
+
+}  // namespace
+
+Statements::Statements(const TableName& t) {
+    const std::string table = t.quoted();
+    const std::string rvn = "nextval(" + t.sequence_literal("_rvn") + ")";
+    const std::string fence = "nextval(" + t.sequence_literal("_fence") + ")";
+
+    create = create_table_sql(t, false) + create_sequences_sql(t, false);
+    try_create = create_table_sql(t, true) + "ALTER TABLE " + table +
+                 " ADD COLUMN IF NOT EXISTS fencing_token BIGINT,"
+                 " ADD COLUMN IF NOT EXISTS acquired_at TIMESTAMPTZ,"
+                 " ADD COLUMN IF NOT EXISTS renewed_at TIMESTAMPTZ;\n" +
+                 create_sequences_sql(t, true);
+    drop = "DROP TABLE IF EXISTS " + table + ";\nDROP SEQUENCE IF EXISTS " +
+           t.quoted_sequence("_rvn") + ", " + t.quoted_sequence("_fence") + ";\n";
+
+    // On the insert path the fencing token is drawn before the row exists; a
+    // holder that inserted and deleted the row meanwhile may have drawn a
+    // larger one.  needs_new_token flags that case (xmax = 0 marks an insert)
+    // and the caller then draws a fresh token under the row lock it now owns.
+    acquire = "INSERT INTO " + table +
+              " AS l (name, record_version_number, data, owner, fencing_token, acquired_at, "
+              "renewed_at) VALUES ($1, " + rvn + ", $2, $3, " + fence +
+              ", now(), now()) ON CONFLICT (name) DO UPDATE SET "
+              "record_version_number = EXCLUDED.record_version_number, "
+              "data = CASE WHEN $4::boolean THEN EXCLUDED.data ELSE l.data END, "
+              "owner = EXCLUDED.owner, fencing_token = " + fence + ", "
+              "acquired_at = now(), renewed_at = now() "
+              "WHERE l.record_version_number IS NULL OR l.record_version_number = $5::bigint "
+              "RETURNING l.record_version_number, l.data, l.fencing_token, "
+              "(l.xmax = 0 AND l.fencing_token < (SELECT last_value FROM " +
+              t.quoted_sequence("_fence") + ")) AS needs_new_token";
+    refresh_token = "UPDATE " + table + " SET fencing_token = " + fence + " WHERE " + kHeldByMe +
+                    " RETURNING fencing_token";
+    poll = "SELECT record_version_number, owner, fencing_token FROM " + table + " WHERE name = $1";
+    release_delete = "WITH r AS (DELETE FROM " + table + " WHERE " + kHeldByMe +
+                     " RETURNING name) SELECT pg_notify($4, name) FROM r";
+    release_keep = "WITH r AS (UPDATE " + table + " SET record_version_number = NULL WHERE " +
+                   kHeldByMe + " RETURNING name) SELECT pg_notify($4, name) FROM r";
+    renew = "UPDATE " + table + " AS l SET record_version_number = " + rvn +
+            ", renewed_at = now() FROM unnest($1::text[], $2::bigint[]) AS r(name, token) "
+            "WHERE l.name = r.name AND l.fencing_token = r.token AND l.owner = $3 "
+            "AND l.record_version_number IS NOT NULL RETURNING l.name, l.record_version_number";
+    set_data = "UPDATE " + table + " SET data = $4 WHERE " + kHeldByMe + " RETURNING 1";
+    get_one = full_row_select(t) + " WHERE name = $1";
+    get_all = full_row_select(t) + " ORDER BY name";
+}
+
+}  // namespace pgelect::detail

@@ -1,0 +1,42 @@
+// Every SQL statement of the lock protocol, built once per table.  Values are
+// always bound parameters; only the validated, quoted table name is spliced in.
+#pragma once
+
+#include <string>
+
+#include "lock/names.hpp"
+
+namespace pgelect::detail {
+
+struct Statements {
+    explicit Statements(const TableName& table);
+
+    // DDL (simple-query, several statements).
+    std::string create;         // fails if the table exists
+    std::string try_create;     // creates what is missing, adds pgelect's columns to a pglock table
+    std::string drop;
+
+    // $1 name, $2 data (bytea or NULL), $3 owner, $4 replace data (bool),
+    // $5 the stale record version the caller may replace (or NULL: only a free/missing row).
+    // Returns no row if the lock is held; else record_version_number, data,
+    // fencing_token, needs_new_token (see client_core.cpp).
+    std::string acquire;
+    // $1 name, $2 fencing token, $3 owner: takes a fresh fencing token.  Returns fencing_token.
+    std::string refresh_token;
+    // $1 name.  Returns record_version_number, owner, fencing_token.  Read-only.
+    std::string poll;
+    // $1 name, $2 fencing token, $3 owner, $4 channel.  One row if released.
+    std::string release_delete;
+    std::string release_keep;
+    // $1 names (text[]), $2 fencing tokens (bigint[]), $3 owner.
+    // Returns name, record_version_number for every lock still held.
+    std::string renew;
+    // $1 name, $2 fencing token, $3 owner, $4 data.  One row if still held.
+    std::string set_data;
+    // Full rows: name, owner, data, record_version_number, fencing_token,
+    // acquired_at and renewed_at as epoch seconds.
+    std::string get_one;  // $1 name
+    std::string get_all;
+};
+
+}  // namespace pgelect::detail

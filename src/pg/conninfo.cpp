@@ -1,0 +1,93 @@
+#include "pg/conninfo.hpp"
+
+#include <libpq-fe.h>
+
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <regex>
+
+#include "pgelect/errors.hpp"
+
+namespace pgelect::detail {
+namespace {
+
+std::string quote_value(const std::string& v) {
+    std::string out = "'";
+    for (char c : v) {
+        if (c == '\'' || c == '\\') out += '\\';
+        out += c;
+    }
+    return out + "'";
+}
+
+std::string seconds_ceil(std::chrono::milliseconds d) {
+    return std::to_string((d.count() + 999) / 1000);
+}
+
+}  // namespace
+
+std::string redact_dsn(const std::string& dsn) {
+    // key=value form: password=secret or password='sec ret'
+    static const std::regex kv(R"((password\s*=\s*)('([^'\\]|\\.)*'|\S+))", std::regex::icase);
+    // URI form: scheme://user:secret@host and ?password=secret
+    static const std::regex uri_user(R"((://[^:/@]*:)[^@/]*@)");
+    static const std::regex uri_param(R"(([?&]password=)[^&]*)", std::regex::icase);
+    std::string out = std::regex_replace(dsn, kv, "$1***");
+    out = std::regex_replace(out, uri_user, "$1***@");
+    return std::regex_replace(out, uri_param, "$1***");
+}
+
+ConnInfo make_conninfo(const std::string& dsn, const ConnDefaults& defaults) {
+    char* err = nullptr;
+    std::unique_ptr<PQconninfoOption, void (*)(PQconninfoOption*)> opts(
+        PQconninfoParse(dsn.c_str(), &err), PQconninfoFree);
+    if (!opts) {
+        std::string msg = err ? err : "out of memory";
+        if (err) PQfreemem(err);
+        while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+        throw InvalidArgumentError("invalid connection string \"" + redact_dsn(dsn) + "\": " +
+                                   redact_dsn(msg));
+    }
+    std::map<std::string, std::string> set;
+    for (PQconninfoOption* o = opts.get(); o->keyword != nullptr; ++o) {
+        if (o->val != nullptr) set[o->keyword] = o->val;
+    }
+    auto add_default = [&](const char* key, const std::string& value) {
+        if (!set.count(key) && std::getenv(("PG" + std::string(key)).c_str()) == nullptr) {
+            set[key] = value;
+        }
+    };
+    // PGCONNECT_TIMEOUT is libpq's environment name for connect_timeout.
+    if (!set.count("connect_timeout") && std::getenv("PGCONNECT_TIMEOUT") == nullptr) {
+        set["connect_timeout"] = seconds_ceil(defaults.connect_timeout);
+    }
+    add_default("keepalives", "1");
+    add_default("keepalives_idle", "5");
+    add_default("keepalives_interval", "2");
+    add_default("keepalives_count", "3");
+    add_default("tcp_user_timeout", std::to_string(defaults.tcp_user_timeout.count()));
+    if (!set.count("application_name") && std::getenv("PGAPPNAME") == nullptr) {
+        set["application_name"] = defaults.application_name;
+    }
+    // The statement timeout travels in the startup packet: no extra round trip.
+    std::string options = set.count("options")         ? set["options"] + " "
+                          : std::getenv("PGOPTIONS") != nullptr ? std::string(std::getenv("PGOPTIONS")) + " "
+                                                                : "";
+    set["options"] =
+        options + "-c statement_timeout=" + std::to_string(defaults.statement_timeout.count());
+
+    ConnInfo info;
+    for (const auto& [k, v] : set) {
+        if (!info.conninfo.empty()) info.conninfo += ' ';
+        info.conninfo += k + "=" + quote_value(v);
+        if (k == "host" || k == "hostaddr" || k == "port" || k == "dbname" || k == "user") {
+            if (!info.description.empty()) info.description += ' ';
+            info.description += k + "=" + v;
+        }
+    }
+    if (info.description.empty()) info.description = "libpq defaults (PG* environment)";
+    return info;
+}
+
+}  // namespace pgelect::detail

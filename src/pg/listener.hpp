@@ -1,0 +1,50 @@
+// One LISTEN connection per lock client: turns NOTIFY messages on the table's
+// channel into wake-ups of waiting contenders.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "pg/conninfo.hpp"
+
+namespace pgelect::detail {
+
+class Listener {
+public:
+    // on_notify(payload) runs on the listener thread for every notification;
+    // on_gap() runs after each (re)connection, when notifications may have been missed.
+    Listener(ConnInfo info, std::string channel, std::function<void(const std::string&)> on_notify,
+             std::function<void()> on_gap);
+    ~Listener();
+
+    // Starts the thread on first call and waits (at most `wait`) until LISTEN is
+    // active.  Thread safety: may be called from any thread.
+    void ensure_started(std::chrono::milliseconds wait);
+    void stop();
+    bool listening() const { return listening_.load(); }
+
+private:
+    void run();
+
+    // constant after construction
+    const ConnInfo info_;
+    const std::string channel_;
+    const std::function<void(const std::string&)> on_notify_;
+    const std::function<void()> on_gap_;
+
+    // guarded by mu_
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool started_ = false;
+    bool stopping_ = false;
+    int attempts_ = 0;  // connection attempts finished (success or failure)
+    std::thread thread_;
+
+    std::atomic<bool> listening_{false};
+};
+
+}  // namespace pgelect::detail

@@ -1,0 +1,78 @@
+#include "pg/pool.hpp"
+
+#include <pqxx/except>
+
+#include "pgelect/errors.hpp"
+
+namespace pgelect::detail {
+namespace {
+std::string trimmed(std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    for (auto& c : s) {
+        if (c == '\n') c = ' ';
+    }
+    return s;
+}
+}  // namespace
+
+ConnectionPool::Handle::~Handle() {
+    if (pool_ != nullptr) pool_->give_back(std::move(conn_));
+}
+
+ConnectionPool::ConnectionPool(ConnInfo info, std::size_t size)
+    : info_(std::move(info)), size_(size) {}
+
+ConnectionPool::~ConnectionPool() = default;
+
+std::unique_ptr<pqxx::connection> ConnectionPool::connect(const ConnInfo& info,
+                                                          const std::string& context) {
+    try {
+        return std::make_unique<pqxx::connection>(info.conninfo);
+    } catch (const std::exception& e) {
+        throw UnavailableError(context + ": cannot connect to PostgreSQL (" + info.description +
+                               "): " + redact_dsn(trimmed(e.what())));
+    }
+}
+
+ConnectionPool::Handle ConnectionPool::borrow(const std::string& context) {
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [&] { return !idle_.empty() || in_use_ + idle_.size() < size_; });
+    ++in_use_;
+    if (!idle_.empty()) {
+        auto conn = std::move(idle_.back());
+        idle_.pop_back();
+        return Handle(this, std::move(conn));
+    }
+    lk.unlock();
+    try {
+        return Handle(this, connect(info_, context));
+    } catch (...) {
+        give_back(nullptr);
+        throw;
+    }
+}
+
+void ConnectionPool::give_back(std::unique_ptr<pqxx::connection> conn) {
+    {
+        std::lock_guard lk(mu_);
+        --in_use_;
+        if (conn && conn->is_open()) idle_.push_back(std::move(conn));
+    }
+    cv_.notify_one();
+}
+
+void ConnectionPool::clear_idle() {
+    std::vector<std::unique_ptr<pqxx::connection>> drop;
+    {
+        std::lock_guard lk(mu_);
+        drop.swap(idle_);
+    }
+    cv_.notify_all();
+}
+
+std::size_t ConnectionPool::open_connections() const {
+    std::lock_guard lk(mu_);
+    return in_use_ + idle_.size();
+}
+
+}  // namespace pgelect::detail

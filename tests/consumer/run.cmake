@@ -1,0 +1,14 @@
+# cmake -DSOURCE_DIR=... -DBINARY_DIR=... -P run.cmake
+set(prefix ${BINARY_DIR}/consumer-prefix)
+set(build ${BINARY_DIR}/consumer-build)
+file(REMOVE_RECURSE ${prefix} ${build})
+foreach(step
+    "${CMAKE_COMMAND};--install;${BINARY_DIR};--prefix;${prefix}"
+    "${CMAKE_COMMAND};-S;${SOURCE_DIR}/tests/consumer;-B;${build};-DCMAKE_PREFIX_PATH=${prefix}"
+    "${CMAKE_COMMAND};--build;${build}"
+    "${build}/consumer")
+  execute_process(COMMAND ${step} RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "consumer step failed (${rc}): ${step}")
+  endif()
+endforeach()

@@ -1,0 +1,191 @@
+// P3-P7, P12-P14: acquiring, waiting, cancelling, data, reads, owners.
+#include <future>
+
+#include "test_env.hpp"
+
+namespace pgelect::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+class Acquire : public LockTableTest {};
+
+TEST_F(Acquire, P3_AcquireBlocksUntilTheHolderReleases) {
+    auto other = make_client();
+    auto held = client_->acquire("p3");
+    std::atomic<bool> got{false};
+    auto waiter = std::async(std::launch::async, [&] {
+        auto lock = other->acquire("p3");
+        got = true;
+        return lock.fencing_token();
+    });
+    // While held, the waiter must not get it.
+    EXPECT_EQ(waiter.wait_for(400ms), std::future_status::timeout);
+    EXPECT_FALSE(got.load());
+    const auto released_at = Clock::now();
+    held.release();
+    ASSERT_EQ(waiter.wait_for(10s), std::future_status::ready);
+    const auto handoff = Clock::now() - released_at;
+    EXPECT_GT(waiter.get(), held.fencing_token());
+    // A release wakes the waiter through NOTIFY, well before its 50 ms poll... or the
+    // poll itself: either way far below a lease.
+    EXPECT_LT(handoff, 900ms);
+}
+
+TEST_F(Acquire, P4_CancelledTokenReturnsNotAcquiredWithoutTakingTheLock) {
+    std::stop_source stop;
+    stop.request_stop();
+    EXPECT_THROW(client_->acquire("p4", {}, stop.get_token()), NotAcquiredError);
+    EXPECT_THROW(client_->get("p4"), NotFoundError);
+}
+
+TEST_F(Acquire, P4_CancellingAWaitingAcquireReturnsPromptly) {
+    auto other = make_client();
+    auto held = client_->acquire("p4w");
+    std::stop_source stop;
+    auto waiter = std::async(std::launch::async, [&] {
+        try {
+            other->acquire("p4w", {}, stop.get_token());
+            return false;
+        } catch (const NotAcquiredError& e) {
+            return std::string(e.what()).find("cancelled") != std::string::npos;
+        }
+    });
+    EXPECT_EQ(waiter.wait_for(200ms), std::future_status::timeout);
+    stop.request_stop();
+    ASSERT_EQ(waiter.wait_for(2s), std::future_status::ready);
+    EXPECT_TRUE(waiter.get());
+    EXPECT_FALSE(held.is_released());
+}
+
+TEST_F(Acquire, P5_FailIfLockedReturnsAtOnce) {
+    auto other = make_client();
+    auto held = client_->acquire("p5", AcquireOptions{.data = "mine"});
+    const auto start = Clock::now();
+    try {
+        other->try_acquire("p5");
+        FAIL() << "try_acquire took a held lock";
+    } catch (const NotAcquiredError& e) {
+        EXPECT_NE(std::string(e.what()).find("p5"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find(table_), std::string::npos) << e.what();
+    }
+    EXPECT_LT(Clock::now() - start, 500ms);
+    AcquireOptions o;
+    o.fail_if_locked = true;
+    EXPECT_THROW(other->acquire("p5", o), NotAcquiredError);
+    EXPECT_EQ(client_->get("p5").owner, std::optional<std::string>(client_->owner()));
+}
+
+TEST_F(Acquire, P6_DataRoundTripsByteExact) {
+    std::string binary("a\0b\0\xff\x01z", 7);
+    auto lock = client_->acquire("p6", AcquireOptions{.data = binary});
+    EXPECT_EQ(lock.data(), binary);
+    EXPECT_EQ(client_->get("p6").data, std::optional<std::string>(binary));
+
+    std::string big(1 << 20, '\0');
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>((i * 131) % 256);
+    lock.set_data(big);
+    EXPECT_EQ(lock.data(), big);
+    EXPECT_EQ(client_->get("p6").data, std::optional<std::string>(big));
+    lock.release();
+}
+
+TEST_F(Acquire, P6_DataIsKeptOnReacquireUnlessReplaceIsAsked) {
+    AcquireOptions first{.data = "original", .keep_on_release = true};
+    client_->acquire("p6k", first).release();
+    auto again = client_->acquire("p6k", AcquireOptions{.data = "ignored", .keep_on_release = true});
+    EXPECT_EQ(again.data(), "original");
+    EXPECT_EQ(client_->get("p6k").data, std::optional<std::string>("original"));
+    again.release();
+    auto replaced = client_->acquire(
+        "p6k", AcquireOptions{.data = "new", .replace_data = true, .keep_on_release = true});
+    EXPECT_EQ(replaced.data(), "new");
+    EXPECT_EQ(client_->get("p6k").data, std::optional<std::string>("new"));
+    replaced.release();
+}
+
+TEST_F(Acquire, P7_KeepOnReleaseKeepsAFreeRowOtherwiseItIsDeleted) {
+    client_->acquire("p7keep", AcquireOptions{.data = "d", .keep_on_release = true}).release();
+    auto info = client_->get("p7keep");
+    EXPECT_FALSE(info.held());
+    EXPECT_EQ(info.data, std::optional<std::string>("d"));
+
+    client_->acquire("p7del", AcquireOptions{.data = "d"}).release();
+    EXPECT_THROW(client_->get("p7del"), NotFoundError);
+}
+
+TEST_F(Acquire, P12_GetReadsWithoutAcquiring) {
+    auto lock = client_->acquire("p12", AcquireOptions{.data = "payload"});
+    auto other = make_client();
+    auto info = other->get("p12");
+    EXPECT_EQ(info.name, "p12");
+    EXPECT_EQ(info.owner, std::optional<std::string>(client_->owner()));
+    EXPECT_EQ(info.data, std::optional<std::string>("payload"));
+    EXPECT_EQ(info.record_version_number, std::optional<std::int64_t>(lock.record_version_number()));
+    EXPECT_EQ(info.fencing_token, std::optional<std::int64_t>(lock.fencing_token()));
+    EXPECT_TRUE(info.held());
+    ASSERT_TRUE(info.acquired_at.has_value());
+    EXPECT_LT(std::chrono::abs(std::chrono::system_clock::now() - *info.acquired_at), 60s);
+    EXPECT_FALSE(lock.is_released());  // reading did not disturb the holder
+    try {
+        other->get("missing");
+        FAIL();
+    } catch (const NotFoundError& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::not_found);
+        EXPECT_NE(std::string(e.what()).find("missing"), std::string::npos);
+    }
+}
+
+TEST_F(Acquire, P13_GetAllListsEveryRow) {
+    auto a = client_->acquire("p13-a", AcquireOptions{.data = "A"});
+    auto other = make_client(fast_timing(), "other-owner");
+    auto b = other->acquire("p13-b", AcquireOptions{.data = "B"});
+    client_->acquire("p13-c", AcquireOptions{.data = "C", .keep_on_release = true}).release();
+    auto all = client_->get_all();
+    ASSERT_EQ(all.size(), 3u);
+    EXPECT_EQ(all[0].name, "p13-a");
+    EXPECT_EQ(all[0].owner, std::optional<std::string>(client_->owner()));
+    EXPECT_EQ(all[0].data, std::optional<std::string>("A"));
+    EXPECT_EQ(all[1].name, "p13-b");
+    EXPECT_EQ(all[1].owner, std::optional<std::string>("other-owner"));
+    EXPECT_EQ(all[1].data, std::optional<std::string>("B"));
+    EXPECT_EQ(all[2].name, "p13-c");
+    EXPECT_FALSE(all[2].held());
+}
+
+TEST_F(Acquire, P14_OwnerIsUniquePerClientAndSettable) {
+    auto c2 = make_client();
+    EXPECT_NE(client_->owner(), c2->owner());
+    EXPECT_FALSE(client_->owner().empty());
+    auto named = make_client(fast_timing(), "scheduler@host-1");
+    EXPECT_EQ(named->owner(), "scheduler@host-1");
+    auto lock = named->acquire("p14");
+    EXPECT_EQ(lock.owner(), "scheduler@host-1");
+    EXPECT_EQ(sql("SELECT owner FROM " + table_ + " WHERE name = 'p14'")[0][0].as<std::string>(),
+              "scheduler@host-1");
+}
+
+TEST_F(Acquire, FencingTokenIncreasesWithEveryAcquisition) {
+    auto other = make_client();
+    std::int64_t last = 0;
+    for (int i = 0; i < 10; ++i) {
+        auto& c = (i % 2) ? *client_ : *other;
+        auto lock = c.acquire("fence", AcquireOptions{.keep_on_release = (i % 3 == 0)});
+        EXPECT_GT(lock.fencing_token(), last);
+        last = lock.fencing_token();
+        lock.release();
+    }
+}
+
+TEST_F(Acquire, LockNamesAreValidatedBeforeAnySql) {
+    for (const std::string bad : {std::string(), std::string(256, 'x'), std::string("a\0b", 3),
+                                  std::string("\xff\xfe")}) {
+        EXPECT_THROW(client_->acquire(bad), InvalidArgumentError);
+        EXPECT_THROW(client_->get(bad), InvalidArgumentError);
+    }
+    EXPECT_NO_THROW(client_->acquire(std::string(255, 'x')).release());
+    EXPECT_EQ(client_->get_all().size(), 0u);
+}
+
+}  // namespace
+}  // namespace pgelect::test

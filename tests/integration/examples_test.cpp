@@ -1,0 +1,28 @@
+// Every example builds and runs against the throwaway server.
+#include <cstdio>
+
+#include "test_env.hpp"
+
+namespace pgelect::test {
+namespace {
+
+std::string run(const std::string& cmd, int& status) {
+    std::string out;
+    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+    char buf[512];
+    while (p && fgets(buf, sizeof buf, p)) out += buf;
+    status = p ? pclose(p) : -1;
+    return out;
+}
+
+TEST(Examples, BasicLockRuns) {
+    int status = 0;
+    const std::string out = run(std::string(PGELECT_EXAMPLES_DIR) + "/basic_lock '" + dsn() + "'", status);
+    EXPECT_EQ(status, 0) << out;
+    EXPECT_NE(out.find("acquired \"nightly-report\""), std::string::npos) << out;
+    EXPECT_NE(out.find("observer cannot take it"), std::string::npos) << out;
+    EXPECT_NE(out.find("released; the observer can take it now: fencing token"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace pgelect::test

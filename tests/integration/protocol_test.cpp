@@ -1,0 +1,123 @@
+// Protocol rules beyond pglock: round trips, read-only waiting, bounded
+// statements, replaced connections, fencing-token order.
+#include <future>
+
+#include "test_env.hpp"
+
+namespace pgelect::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+class Protocol : public LockTableTest {
+protected:
+    // Calls of statements on this test's table, by statement kind, from pg_stat_statements.
+    long calls(const std::string& prefix) {
+        auto r = sql("SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements WHERE query LIKE '" +
+                     prefix + "%' AND query LIKE '%\"" + table_ + "\"%'");
+        return r[0][0].as<long>();
+    }
+    long total_calls() {
+        auto r = sql("SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements WHERE query LIKE '%\"" +
+                     table_ + "\"%' AND query NOT LIKE '%pg_stat_statements%'");
+        return r[0][0].as<long>();
+    }
+};
+
+TEST_F(Protocol, OneStatementPerAcquireReleaseAndRead) {
+    auto c = make_client(LeaseTiming{.lease_duration = 20s, .renew_deadline = 15s,
+                                     .heartbeat_interval = 0ms, .retry_interval = 1s});
+    c->acquire("warm").release();  // connection set up
+    const long before = total_calls();
+    auto lock = c->acquire("rt");
+    EXPECT_EQ(total_calls() - before, 1) << "acquire";
+    lock.release();
+    EXPECT_EQ(total_calls() - before, 2) << "release";
+    c->acquire("rt", AcquireOptions{.keep_on_release = true}).release();
+    EXPECT_EQ(total_calls() - before, 4);
+    c->get("rt");
+    EXPECT_EQ(total_calls() - before, 5) << "read";
+}
+
+TEST_F(Protocol, WaitingContendersOnlyRead) {
+    LeaseTiming slow{.lease_duration = 20s, .renew_deadline = 15s, .heartbeat_interval = 0ms,
+                     .retry_interval = 20ms};
+    auto holder_client = make_client(slow);
+    auto holder = holder_client->acquire("busy");
+    auto waiter = make_client(slow);
+    const long inserts_before = calls("INSERT INTO");
+    const long selects_before = calls("SELECT record_version_number");
+    std::stop_source stop;
+    auto f = std::async(std::launch::async, [&] {
+        try {
+            waiter->acquire("busy", {}, stop.get_token());
+        } catch (const NotAcquiredError&) {
+        }
+    });
+    ASSERT_TRUE(eventually([&] { return calls("SELECT record_version_number") - selects_before >= 20; }));
+    stop.request_stop();
+    f.get();
+    // One optimistic attempt when the wait began, then reads only.
+    EXPECT_LE(calls("INSERT INTO") - inserts_before, 1);
+    EXPECT_FALSE(holder.is_released());
+}
+
+TEST_F(Protocol, StatementsAreBoundedByTheStatementTimeout) {
+    auto o = options_for(table_);
+    o.statement_timeout = 300ms;
+    LockClient c(dsn(), o);
+    c.acquire("row", AcquireOptions{.keep_on_release = true}).release();
+    pqxx::connection blocker(dsn());
+    pqxx::work tx(blocker);
+    tx.exec("SELECT * FROM " + table_ + " WHERE name = 'row' FOR UPDATE");
+    const auto start = Clock::now();
+    try {
+        c.try_acquire("row");
+        FAIL() << "acquired a row locked by another transaction";
+    } catch (const UnavailableError& e) {
+        EXPECT_NE(std::string(e.what()).find("timed out"), std::string::npos) << e.what();
+    }
+    EXPECT_LT(Clock::now() - start, 2s);
+    tx.abort();
+    EXPECT_NO_THROW(c.try_acquire("row").release());
+}
+
+TEST_F(Protocol, BrokenConnectionsAreReplacedTransparently) {
+    auto c = make_client();
+    auto lock = c->acquire("survivor");
+    c->acquire("other").release();
+    // Kill every connection of this client (pool, renewal, listener).
+    sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgelect' "
+        "AND query LIKE '%\"" + table_ + "\"%' AND pid <> pg_backend_pid()");
+    EXPECT_NO_THROW(c->acquire("after-kill").release());
+    EXPECT_NO_THROW(c->get("survivor"));
+    // The renewal connection comes back too: the lock outlives its deadline.
+    const auto v = lock.record_version_number();
+    ASSERT_TRUE(eventually([&] { return lock.record_version_number() != v; }, 5s));
+    std::this_thread::sleep_for(1200ms);  // past one lease: still held
+    EXPECT_FALSE(lock.is_released());
+}
+
+TEST_F(Protocol, RenewalFindsATakenOverRowAndReportsLoss) {
+    auto lock = client_->acquire("stolen");
+    sql("UPDATE " + table_ + " SET fencing_token = fencing_token + 1000 WHERE name = 'stolen'");
+    EXPECT_TRUE(eventually([&] { return lock.is_released(); }, 3s));
+    EXPECT_TRUE(lock.lost_token().stop_requested());
+}
+
+TEST_F(Protocol, RenewDeadlineFiresWhileTheRenewalHangs) {
+    auto lock = client_->acquire("hang");
+    // Hold the row so the renewal UPDATE blocks (statement timeout is 5 s, the
+    // renew deadline 700 ms): the local timer must give up first.
+    pqxx::connection blocker(dsn());
+    pqxx::work tx(blocker);
+    tx.exec("SELECT * FROM " + table_ + " WHERE name = 'hang' FOR UPDATE");
+    const auto start = Clock::now();
+    ASSERT_TRUE(eventually([&] { return lock.lost_token().stop_requested(); }, 3s));
+    EXPECT_LT(Clock::now() - start, 1000ms);
+    EXPECT_TRUE(lock.is_released());
+    tx.abort();
+}
+
+}  // namespace
+}  // namespace pgelect::test
