@@ -57,7 +57,9 @@ std::string TableName::sequence_literal(const char* suffix) const {
 
 std::string TableName::channel() const {
     std::uint64_t h = 1469598103934665603ULL;  // FNV-1a: stable across processes and versions
-    for (unsigned char c : display()) {
+    // "public.locks" and "locks" name the same table under the default search_path.
+    const std::string key = schema == "public" ? table : display();
+    for (unsigned char c : key) {
         h ^= c;
         h *= 1099511628211ULL;
     }

@@ -28,14 +28,16 @@ std::string seconds_ceil(std::chrono::milliseconds d) {
 }  // namespace
 
 std::string redact_dsn(const std::string& dsn) {
-    // key=value form: password=secret or password='sec ret'
-    static const std::regex kv(R"((password\s*=\s*)('([^'\\]|\\.)*'|\S+))", std::regex::icase);
+    // key=value form: password=secret, password='sec ret', password=se\ cret, or an
+    // unterminated quote (which runs to the end).
+    static const std::regex kv(R"((^|\s)(password\s*=\s*)('([^'\\]|\\.)*'?|(\\.|[^\s'\\])+))",
+                               std::regex::icase);
     // URI form: scheme://user:secret@host and ?password=secret
     static const std::regex uri_user(R"((://[^:/@]*:)[^@/]*@)");
     static const std::regex uri_param(R"(([?&]password=)[^&]*)", std::regex::icase);
-    std::string out = std::regex_replace(dsn, kv, "$1***");
-    out = std::regex_replace(out, uri_user, "$1***@");
-    return std::regex_replace(out, uri_param, "$1***");
+    std::string out = std::regex_replace(dsn, uri_user, "$1***@");
+    out = std::regex_replace(out, uri_param, "$1***");
+    return std::regex_replace(out, kv, "$1$2***");
 }
 
 ConnInfo make_conninfo(const std::string& dsn, const ConnDefaults& defaults) {
@@ -46,8 +48,12 @@ ConnInfo make_conninfo(const std::string& dsn, const ConnDefaults& defaults) {
         std::string msg = err ? err : "out of memory";
         if (err) PQfreemem(err);
         while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-        throw InvalidArgumentError("invalid connection string \"" + redact_dsn(dsn) + "\": " +
-                                   redact_dsn(msg));
+        // libpq quotes the offending token, which may be (part of) the password:
+        // when the string holds one, the token is not repeated.
+        static const std::regex secret(R"(password|://[^/@]*:[^/@]*@)", std::regex::icase);
+        static const std::regex quoted(R"("[^"]*"?)");
+        if (std::regex_search(dsn, secret)) msg = std::regex_replace(msg, quoted, "\"***\"");
+        throw InvalidArgumentError("invalid connection string \"" + redact_dsn(dsn) + "\": " + msg);
     }
     std::map<std::string, std::string> set;
     for (PQconninfoOption* o = opts.get(); o->keyword != nullptr; ++o) {
