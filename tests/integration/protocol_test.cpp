@@ -2,6 +2,7 @@
 // statements, replaced connections, fencing-token order.
 #include <future>
 
+#include "lock/names.hpp"
 #include "test_env.hpp"
 
 namespace pgelect::test {
@@ -117,6 +118,57 @@ TEST_F(Protocol, RenewDeadlineFiresWhileTheRenewalHangs) {
     EXPECT_LT(Clock::now() - start, 1000ms);
     EXPECT_TRUE(lock.is_released());
     tx.abort();
+}
+
+LeaseTiming slow_poll() {
+    // Polls every 5 s: a waiter that gets the lock much sooner was woken by NOTIFY.
+    return LeaseTiming{.lease_duration = 20s, .renew_deadline = 15s, .heartbeat_interval = 2s,
+                       .retry_interval = 5s};
+}
+
+// Backends listening on the channel of `table`.
+std::vector<int> listener_pids(const std::string& table) {
+    const std::string channel = detail::parse_table_name(table).channel();
+    std::vector<int> pids;
+    for (const auto& row :
+         sql("SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN %" + channel + "%'")) {
+        pids.push_back(row[0].as<int>());
+    }
+    return pids;
+}
+
+TEST_F(Protocol, ReleaseWakesAWaiterThroughNotify) {
+    auto holder_client = make_client(slow_poll());
+    auto waiter = make_client(slow_poll());
+    auto holder = holder_client->acquire("notify");
+    auto f = std::async(std::launch::async, [&] { return waiter->acquire("notify"); });
+    ASSERT_TRUE(eventually([&] { return !listener_pids(table_).empty(); }, 5s));
+    std::this_thread::sleep_for(100ms);  // let the waiter finish its first poll
+    const auto start = Clock::now();
+    holder.release();
+    ASSERT_EQ(f.wait_for(2s), std::future_status::ready);
+    EXPECT_LT(Clock::now() - start, 1s);  // far below the 5 s poll
+    f.get().release();
+}
+
+TEST_F(Protocol, ListenerReconnectsAfterItsConnectionIsKilled) {
+    auto holder_client = make_client(slow_poll());
+    auto waiter = make_client(slow_poll());
+    auto holder = holder_client->acquire("relisten");
+    auto f = std::async(std::launch::async, [&] { return waiter->acquire("relisten"); });
+    ASSERT_TRUE(eventually([&] { return listener_pids(table_).size() == 1; }, 5s));
+    const int old_pid = listener_pids(table_)[0];
+    sql("SELECT pg_terminate_backend(" + std::to_string(old_pid) + ")");
+    ASSERT_TRUE(eventually([&] {
+        auto p = listener_pids(table_);
+        return p.size() == 1 && p[0] != old_pid;
+    }, 10s));
+    std::this_thread::sleep_for(200ms);  // the waiter re-polls after the gap, then waits again
+    const auto start = Clock::now();
+    holder.release();
+    ASSERT_EQ(f.wait_for(3s), std::future_status::ready);
+    EXPECT_LT(Clock::now() - start, 1s);
+    f.get().release();
 }
 
 }  // namespace
