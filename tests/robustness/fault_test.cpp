@@ -168,7 +168,7 @@ TEST_F(Fault, NetworkBlackholedLongerThanTheLease) {
     auto o = options_for(table_);
     o.connect_timeout = 2s;
     LockClient holder_client("host=127.0.0.1 port=" + std::to_string(proxy.port()) +
-                                 " user=postgres dbname=postgres",
+                                 " user=postgres dbname=postgres gssencmode=disable sslmode=disable",
                              o);
     auto holder = holder_client.acquire("partition");
     HolderRecord rec(holder);

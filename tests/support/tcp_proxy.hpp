@@ -64,9 +64,10 @@ private:
                 fds.push_back({p.server, static_cast<short>(forward ? POLLIN : 0), 0});
             }
             if (::poll(fds.data(), fds.size(), 20) <= 0) continue;
+            const std::size_t polled = pairs_.size();  // accept_one() may add one
             if (fds[0].revents & POLLIN) accept_one();
             std::vector<std::size_t> dead;
-            for (std::size_t i = 0; i < pairs_.size(); ++i) {
+            for (std::size_t i = 0; i < polled; ++i) {
                 auto& p = pairs_[i];
                 for (int dir = 0; dir < 2; ++dir) {
                     const auto& f = fds[1 + 2 * i + dir];
