@@ -7,6 +7,7 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <string_view>
 
 namespace pgelect {
 
@@ -16,6 +17,27 @@ struct LockState;
 }  // namespace detail
 
 class LockClient;
+
+// Why a lock stopped being held.
+enum class LossCause {
+    none,                  // still held
+    released,              // release() by this holder
+    taken_over,            // the row changed hands (or was freed by someone else)
+    deadline_passed,       // no successful renewal within the renew deadline (statements hung)
+    renewal_failed,        // ... and the renewals that were tried failed with an error
+    database_unavailable,  // ... because the database could not be reached
+    client_closed,         // the LockClient was destroyed
+};
+std::string_view to_string(LossCause cause) noexcept;
+
+// What a waiting contender saw when it read a lock row (see AcquireOptions::observer).
+struct LockObservation {
+    std::string name;
+    bool exists = false;  // a row exists (held or free)
+    bool held = false;
+    std::string owner;                         // holder (or last holder of a free row)
+    std::optional<std::int64_t> fencing_token;
+};
 
 // A Lock is the handle of one acquired lease.  It is move-only; destroying a
 // Lock that is still held releases it (errors are logged, never thrown).  All
@@ -49,6 +71,9 @@ public:
     std::chrono::steady_clock::time_point valid_until() const;
     // Fires when the lock is released or lost, from whatever thread notices.
     std::stop_token lost_token() const;
+    // LossCause::none while held; afterwards why it ended, with a message.
+    LossCause loss_cause() const;
+    std::string loss_reason() const;
 
     // Releases the lock in one statement (deleting the row, or freeing it with
     // keep_on_release) and wakes waiting contenders.  Throws

@@ -3,10 +3,13 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 
 namespace pgelect {
+
+struct LockObservation;
 
 using Duration = std::chrono::milliseconds;
 
@@ -77,6 +80,12 @@ struct AcquireOptions {
     bool fail_if_locked{false};
     // Per-lock timing; the client's timing when empty.
     std::optional<LeaseTiming> timing{};
+    // Owner written for this lock; the client's owner when empty.
+    std::optional<std::string> owner{};
+    // Called on the acquiring thread after each read of the row while waiting
+    // (also right after a failed attempt), e.g. to follow who holds the lock.
+    // A release or acquisition elsewhere triggers a read at once (NOTIFY).
+    std::function<void(const LockObservation&)> observer{};
 };
 
 }  // namespace pgelect

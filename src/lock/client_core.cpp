@@ -37,12 +37,13 @@ std::string one_line(std::string s) {
 }
 
 // PostgreSQL array literal of text values ({"a","b\"c"}), passed as one parameter.
-std::string text_array(const std::vector<RenewItem>& items) {
+template <class Field>
+std::string text_array(const std::vector<RenewItem>& items, Field field) {
     std::string out = "{";
     for (std::size_t i = 0; i < items.size(); ++i) {
         if (i) out += ',';
         out += '"';
-        for (char c : items[i].name) {
+        for (char c : items[i].*field) {
             if (c == '"' || c == '\\') out += '\\';
             out += c;
         }
@@ -153,12 +154,11 @@ ClientCore::ClientCore(const std::string& dsn, LockClientOptions options)
       pool_(conninfo_, options_.pool_size),
       renew_pool_(conninfo_, 1),
       listener_(
-          conninfo_, channel_, [this](const std::string& name) { board_.wake(name); },
+          conninfo_, channel_, [this](const std::string& payload) { on_notification(payload); },
           [this] { board_.wake_all(); }),
       renewer_([this](const std::vector<RenewItem>& items) { return renew(renew_pool_, items); },
-               [this](const std::shared_ptr<LockState>& s, const std::string& reason) {
-                   lose(s, reason);
-               }) {}
+               [this](const std::shared_ptr<LockState>& s, LossCause cause,
+                      const std::string& reason) { lose(s, cause, reason); }) {}
 
 ClientCore::~ClientCore() { shutdown(); }
 
@@ -179,7 +179,7 @@ void ClientCore::shutdown() {
             } catch (const Error&) {
             }
         }
-        lose(s, "the lock client was destroyed");
+        lose(s, LossCause::client_closed, "the lock client was destroyed");
     }
     listener_.stop();
     pool_.clear_idle();
@@ -211,6 +211,7 @@ void ClientCore::drop_table() {
 }
 
 std::optional<ClientCore::Taken> ClientCore::try_take(const std::string& name,
+                                                      const std::string& owner,
                                                       const AcquireOptions& o,
                                                       std::optional<std::int64_t> stale_rvn) {
     const std::string ctx = context("acquire", name);
@@ -219,12 +220,15 @@ std::optional<ClientCore::Taken> ClientCore::try_take(const std::string& name,
         pqxx::result r;
         if (o.data) {
             const pqxx::binarystring data(o.data->data(), o.data->size());
-            r = stale_rvn ? tx.exec_params(sql_.acquire, name, data, owner_, o.replace_data, *stale_rvn)
-                          : tx.exec_params(sql_.acquire, name, data, owner_, o.replace_data, nullptr);
+            r = stale_rvn ? tx.exec_params(sql_.acquire, name, data, owner, o.replace_data,
+                                           *stale_rvn, channel_)
+                          : tx.exec_params(sql_.acquire, name, data, owner, o.replace_data,
+                                           nullptr, channel_);
         } else {
-            r = stale_rvn
-                    ? tx.exec_params(sql_.acquire, name, nullptr, owner_, o.replace_data, *stale_rvn)
-                    : tx.exec_params(sql_.acquire, name, nullptr, owner_, o.replace_data, nullptr);
+            r = stale_rvn ? tx.exec_params(sql_.acquire, name, nullptr, owner, o.replace_data,
+                                           *stale_rvn, channel_)
+                          : tx.exec_params(sql_.acquire, name, nullptr, owner, o.replace_data,
+                                           nullptr, channel_);
         }
         if (r.empty()) return std::nullopt;
         Taken t{r[0][0].as<std::int64_t>(), r[0][2].as<std::int64_t>(),
@@ -232,7 +236,7 @@ std::optional<ClientCore::Taken> ClientCore::try_take(const std::string& name,
         if (r[0][3].as<bool>()) {
             // Rare (inserted with a token drawn before a concurrent holder's):
             // draw a fresh one now that the row is ours.
-            auto f = tx.exec_params(sql_.refresh_token, name, t.fencing_token, owner_);
+            auto f = tx.exec_params(sql_.refresh_token, name, t.fencing_token, owner);
             if (f.empty()) return std::nullopt;
             t.fencing_token = f[0][0].as<std::int64_t>();
         }
@@ -247,6 +251,7 @@ std::optional<ClientCore::Row> ClientCore::poll(const std::string& name) {
         Row row;
         if (!r[0][0].is_null()) row.rvn = r[0][0].as<std::int64_t>();
         if (!r[0][1].is_null()) row.owner = r[0][1].as<std::string>();
+        if (!r[0][2].is_null()) row.fencing_token = r[0][2].as<std::int64_t>();
         return row;
     });
 }
@@ -255,6 +260,8 @@ Lock ClientCore::acquire(const std::string& name, const AcquireOptions& o, std::
     validate_lock_name(name);
     const LeaseTiming timing = o.timing.value_or(options_.timing);
     if (o.timing) validate_timing(*o.timing);
+    if (o.owner) validate_owner(*o.owner);
+    const std::string& owner = o.owner ? *o.owner : owner_;
     if (shut_down_) throw NotAcquiredError(context("acquire", name) + ": the client is shut down");
     const auto lease = timing.lease_duration;
 
@@ -268,9 +275,9 @@ Lock ClientCore::acquire(const std::string& name, const AcquireOptions& o, std::
         const auto generation = board_.generation(name);
         if (may_take) {
             const auto start = Clock::now();
-            if (auto taken = try_take(name, o, expected)) {
+            if (auto taken = try_take(name, owner, o, expected)) {
                 tracker_.forget(name);
-                auto state = std::make_shared<LockState>(name, owner_, timing, o.keep_on_release);
+                auto state = std::make_shared<LockState>(name, owner, timing, o.keep_on_release);
                 state->fencing_token = taken->fencing_token;
                 state->record_version_number = taken->rvn;
                 state->data = std::move(taken->data);
@@ -290,6 +297,11 @@ Lock ClientCore::acquire(const std::string& name, const AcquireOptions& o, std::
             }
         }
         auto row = poll(name);
+        if (o.observer) {
+            LockObservation seen{name, row.has_value(), row && row->rvn, row ? row->owner : "",
+                                 row ? row->fencing_token : std::nullopt};
+            o.observer(seen);
+        }
         if (!row || !row->rvn) {
             // Free (or gone) now: try again at once.
             expected.reset();
@@ -319,7 +331,8 @@ std::vector<Renewed> ClientCore::renew(ConnectionPool& pool, const std::vector<R
                                               : "renew " + std::to_string(items.size()) +
                                                     " locks on table " + table_.display();
     return run<pqxx::nontransaction>(pool, ctx, [&](pqxx::nontransaction& tx) {
-        auto r = tx.exec_params(sql_.renew, text_array(items), bigint_array(items), owner_);
+        auto r = tx.exec_params(sql_.renew, text_array(items, &RenewItem::name), bigint_array(items),
+                                text_array(items, &RenewItem::owner));
         std::vector<Renewed> out;
         out.reserve(r.size());
         for (const auto& row : r) out.push_back({row[0].as<std::string>(), row[1].as<std::int64_t>()});
@@ -327,8 +340,19 @@ std::vector<Renewed> ClientCore::renew(ConnectionPool& pool, const std::vector<R
     });
 }
 
-void ClientCore::lose(const std::shared_ptr<LockState>& s, const std::string& reason) {
-    if (!s->mark_released(reason)) return;
+void ClientCore::on_notification(const std::string& payload) {
+    if (payload.size() < 2) return;
+    const std::string name = payload.substr(1);
+    if (payload[0] == 'R') {
+        board_.wake(name);
+    } else {
+        board_.touch(name);
+    }
+}
+
+void ClientCore::lose(const std::shared_ptr<LockState>& s, LossCause cause,
+                      const std::string& reason) {
+    if (!s->mark_released(cause, reason)) return;
     renewer_.remove(s.get());
     board_.wake(s->name);
     s->lost.request_stop();
@@ -345,9 +369,10 @@ void ClientCore::heartbeat(const std::shared_ptr<LockState>& s) {
         token = s->fencing_token;
     }
     const auto start = Clock::now();
-    auto result = renew(pool_, {RenewItem{s->name, token}});
+    auto result = renew(pool_, {RenewItem{s->name, token, s->owner}});
     if (result.empty()) {
-        lose(s, "taken over: the row no longer carries this holder's fencing token");
+        lose(s, LossCause::taken_over,
+             "taken over: the row no longer carries this holder's fencing token");
         throw AlreadyReleasedError(context("renew", s->name) + ": the lock was taken over or released");
     }
     s->renewed(start, result[0].record_version_number);
@@ -373,18 +398,20 @@ void ClientCore::release(const std::shared_ptr<LockState>& s) {
     try {
         released = run<pqxx::nontransaction>(pool_, context("release", s->name), [&](pqxx::nontransaction& tx) {
             const auto& sql = s->keep_on_release ? sql_.release_keep : sql_.release_delete;
-            return !tx.exec_params(sql, s->name, token, owner_, channel_).empty();
+            return !tx.exec_params(sql, s->name, token, s->owner, channel_).empty();
         });
     } catch (const Error& e) {
-        lose(s, std::string("release failed: ") + e.what());
+        lose(s, e.kind() == ErrorKind::unavailable ? LossCause::database_unavailable
+                                                   : LossCause::renewal_failed,
+             std::string("release failed: ") + e.what());
         throw;
     }
     if (!released) {
-        lose(s, "taken over or released by someone else");
+        lose(s, LossCause::taken_over, "taken over or released by someone else");
         throw AlreadyReleasedError(context("release", s->name) +
                                    ": already released (taken over or released by someone else)");
     }
-    lose(s, "released");
+    lose(s, LossCause::released, "released");
 }
 
 void ClientCore::set_data(const std::shared_ptr<LockState>& s, const std::string& data) {
@@ -399,10 +426,10 @@ void ClientCore::set_data(const std::shared_ptr<LockState>& s, const std::string
     }
     bool ok = run<pqxx::nontransaction>(pool_, context("set data of", s->name), [&](pqxx::nontransaction& tx) {
         const pqxx::binarystring bin(data.data(), data.size());
-        return !tx.exec_params(sql_.set_data, s->name, token, owner_, bin).empty();
+        return !tx.exec_params(sql_.set_data, s->name, token, s->owner, bin).empty();
     });
     if (!ok) {
-        lose(s, "taken over or released by someone else");
+        lose(s, LossCause::taken_over, "taken over or released by someone else");
         throw AlreadyReleasedError(context("set data of", s->name) +
                                    ": the lock was taken over or released");
     }

@@ -52,6 +52,7 @@ private:
     struct Row {
         std::optional<std::int64_t> rvn;
         std::string owner;
+        std::optional<std::int64_t> fencing_token;
     };
     struct Taken {
         std::int64_t rvn;
@@ -59,11 +60,13 @@ private:
         std::string data;
     };
 
-    std::optional<Taken> try_take(const std::string& name, const AcquireOptions& options,
+    std::optional<Taken> try_take(const std::string& name, const std::string& owner,
+                                  const AcquireOptions& options,
                                   std::optional<std::int64_t> stale_rvn);
     std::optional<Row> poll(const std::string& name);
     std::vector<Renewed> renew(ConnectionPool& pool, const std::vector<RenewItem>& items);
-    void lose(const std::shared_ptr<LockState>& state, const std::string& reason);
+    void lose(const std::shared_ptr<LockState>& state, LossCause cause, const std::string& reason);
+    void on_notification(const std::string& payload);
     std::string context(const char* operation, const std::string& name) const;
 
     // Runs fn(tx) on a pooled connection: a broken connection is replaced and

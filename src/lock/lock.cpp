@@ -60,6 +60,34 @@ std::chrono::steady_clock::time_point Lock::valid_until() const {
 
 std::stop_token Lock::lost_token() const { return state_->lost.get_token(); }
 
+LossCause Lock::loss_cause() const {
+    if (!state_) return LossCause::released;
+    std::lock_guard lk(state_->mu);
+    if (!state_->released && std::chrono::steady_clock::now() >= state_->valid_until) {
+        return LossCause::deadline_passed;  // the timer thread has not noticed yet
+    }
+    return state_->cause;
+}
+
+std::string Lock::loss_reason() const {
+    if (!state_) return "moved from";
+    std::lock_guard lk(state_->mu);
+    return state_->released ? state_->release_reason : "";
+}
+
+std::string_view to_string(LossCause cause) noexcept {
+    switch (cause) {
+        case LossCause::none: return "none";
+        case LossCause::released: return "released";
+        case LossCause::taken_over: return "taken_over";
+        case LossCause::deadline_passed: return "deadline_passed";
+        case LossCause::renewal_failed: return "renewal_failed";
+        case LossCause::database_unavailable: return "database_unavailable";
+        case LossCause::client_closed: return "client_closed";
+    }
+    return "none";
+}
+
 void Lock::release() {
     if (!state_) throw AlreadyReleasedError("release: this Lock handle was moved from");
     core_->release(state_);

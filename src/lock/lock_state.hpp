@@ -8,6 +8,10 @@
 #include <stop_token>
 #include <string>
 
+#include <optional>
+
+#include "pgelect/errors.hpp"
+#include "pgelect/lock.hpp"
 #include "pgelect/options.hpp"
 
 namespace pgelect::detail {
@@ -33,7 +37,10 @@ struct LockState {
     Clock::time_point valid_until{};
     Clock::time_point next_renewal{};
     bool released = false;
+    LossCause cause = LossCause::none;
     std::string release_reason;
+    // Kind of the error of the last failed renewal since the last success.
+    std::optional<ErrorKind> renewal_error;
 
     bool automatic_renewal() const { return timing.heartbeat_interval.count() > 0; }
 
@@ -42,18 +49,28 @@ struct LockState {
         std::lock_guard lk(mu);
         if (released) return;
         record_version_number = rvn;
+        renewal_error.reset();
         if (start + timing.renew_deadline > valid_until) valid_until = start + timing.renew_deadline;
         next_renewal = start + timing.heartbeat_interval;
     }
 
     // Marks the lock released.  Returns false if it already was.  The caller
     // fires `lost` afterwards, outside any lock.
-    bool mark_released(const std::string& reason) {
+    bool mark_released(LossCause why, const std::string& reason) {
         std::lock_guard lk(mu);
         if (released) return false;
         released = true;
+        cause = why;
         release_reason = reason;
         return true;
+    }
+
+    // The cause to report when the renew deadline passes.
+    LossCause deadline_cause() const {
+        std::lock_guard lk(mu);
+        if (!renewal_error) return LossCause::deadline_passed;
+        return *renewal_error == ErrorKind::unavailable ? LossCause::database_unavailable
+                                                       : LossCause::renewal_failed;
     }
 
     bool valid(Clock::time_point now) const {

@@ -78,21 +78,24 @@ void Renewer::renew_loop() {
             std::lock_guard slk(s->mu);
             if (s->released) continue;
             batch.push_back(s);
-            items.push_back({s->name, s->fencing_token});
+            items.push_back({s->name, s->fencing_token, s->owner});
         }
         ++ticks_;
         lk.unlock();
 
         const auto start = Clock::now();
         bool known = false;
+        ErrorKind error = ErrorKind::other;
         std::vector<Renewed> result;
         try {
             result = renew_(items);
             known = true;
-        } catch (...) {
+        } catch (const Error& e) {
             // Outcome unknown: the statement is idempotent (it matches the
             // acquisition's fencing token, not the record version), so it is
             // retried until it succeeds or the deadline timer gives up.
+            error = e.kind();
+        } catch (...) {
         }
         if (known) {
             std::unordered_map<std::string, std::int64_t> still_held;
@@ -102,12 +105,14 @@ void Renewer::renew_loop() {
                 if (it != still_held.end()) {
                     s->renewed(start, it->second);
                 } else {
-                    on_lost_(s, "taken over: the row no longer carries this holder's fencing token");
+                    on_lost_(s, LossCause::taken_over,
+                             "taken over: the row no longer carries this holder's fencing token");
                 }
             }
         } else {
             for (const auto& s : batch) {
                 std::lock_guard slk(s->mu);
+                s->renewal_error = error;
                 auto retry = std::clamp<Clock::duration>(s->timing.heartbeat_interval / 4,
                                                          std::chrono::milliseconds(20),
                                                          std::chrono::milliseconds(1000));
@@ -136,8 +141,9 @@ void Renewer::deadline_loop() {
         if (!expired.empty()) {
             lk.unlock();
             for (const auto& s : expired) {
-                on_lost_(s, "renew deadline passed: no successful renewal for " +
-                                std::to_string(s->timing.renew_deadline.count()) + "ms");
+                on_lost_(s, s->deadline_cause(),
+                         "renew deadline passed: no successful renewal for " +
+                             std::to_string(s->timing.renew_deadline.count()) + "ms");
             }
             lk.lock();
             continue;

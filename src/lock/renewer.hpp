@@ -21,6 +21,7 @@ namespace pgelect::detail {
 struct RenewItem {
     std::string name;
     std::int64_t fencing_token;
+    std::string owner;
 };
 
 struct Renewed {
@@ -33,7 +34,8 @@ struct Renewed {
 // (connection lost, timeout): the renewal is idempotent and is simply retried.
 using RenewFn = std::function<std::vector<Renewed>(const std::vector<RenewItem>&)>;
 // Called (outside the engine's lock) when a lock is lost; `reason` says why.
-using LostFn = std::function<void(const std::shared_ptr<LockState>&, const std::string& reason)>;
+using LostFn = std::function<void(const std::shared_ptr<LockState>&, LossCause cause,
+                                  const std::string& reason)>;
 
 class Renewer {
 public:

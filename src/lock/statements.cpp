@@ -57,7 +57,7 @@ Statements::Statements(const TableName& t) {
     // holder that inserted and deleted the row meanwhile may have drawn a
     // larger one.  needs_new_token flags that case (xmax = 0 marks an insert)
     // and the caller then draws a fresh token under the row lock it now owns.
-    acquire = "INSERT INTO " + table +
+    acquire = "WITH a AS (INSERT INTO " + table +
               " AS l (name, record_version_number, data, owner, fencing_token, acquired_at, "
               "renewed_at) VALUES ($1, " + rvn + ", $2, $3, " + fence +
               ", now(), now()) ON CONFLICT (name) DO UPDATE SET "
@@ -68,17 +68,21 @@ Statements::Statements(const TableName& t) {
               "WHERE l.record_version_number IS NULL OR l.record_version_number = $5::bigint "
               "RETURNING l.record_version_number, l.data, l.fencing_token, "
               "(l.xmax = 0 AND l.fencing_token < (SELECT last_value FROM " +
-              t.quoted_sequence("_fence") + ")) AS needs_new_token";
+              t.quoted_sequence("_fence") + ")) AS needs_new_token) "
+              // Followers learn of the new holder at once (payload 'A' || name).
+              "SELECT a.*, pg_notify($6, 'A' || $1) FROM a";
     refresh_token = "UPDATE " + table + " SET fencing_token = " + fence + " WHERE " + kHeldByMe +
                     " RETURNING fencing_token";
     poll = "SELECT record_version_number, owner, fencing_token FROM " + table + " WHERE name = $1";
+    // Waiters are woken at once (payload 'R' || name).
     release_delete = "WITH r AS (DELETE FROM " + table + " WHERE " + kHeldByMe +
-                     " RETURNING name) SELECT pg_notify($4, name) FROM r";
+                     " RETURNING name) SELECT pg_notify($4, 'R' || name) FROM r";
     release_keep = "WITH r AS (UPDATE " + table + " SET record_version_number = NULL WHERE " +
-                   kHeldByMe + " RETURNING name) SELECT pg_notify($4, name) FROM r";
+                   kHeldByMe + " RETURNING name) SELECT pg_notify($4, 'R' || name) FROM r";
     renew = "UPDATE " + table + " AS l SET record_version_number = " + rvn +
-            ", renewed_at = now() FROM unnest($1::text[], $2::bigint[]) AS r(name, token) "
-            "WHERE l.name = r.name AND l.fencing_token = r.token AND l.owner = $3 "
+            ", renewed_at = now() FROM unnest($1::text[], $2::bigint[], $3::text[]) "
+            "AS r(name, token, owner) "
+            "WHERE l.name = r.name AND l.fencing_token = r.token AND l.owner = r.owner "
             "AND l.record_version_number IS NOT NULL RETURNING l.name, l.record_version_number";
     set_data = "UPDATE " + table + " SET data = $4 WHERE " + kHeldByMe + " RETURNING 1";
     get_one = full_row_select(t) + " WHERE name = $1";

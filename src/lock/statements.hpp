@@ -17,9 +17,10 @@ struct Statements {
     std::string drop;
 
     // $1 name, $2 data (bytea or NULL), $3 owner, $4 replace data (bool),
-    // $5 the stale record version the caller may replace (or NULL: only a free/missing row).
+    // $5 the stale record version the caller may replace (or NULL: only a free/missing row),
+    // $6 the NOTIFY channel.
     // Returns no row if the lock is held; else record_version_number, data,
-    // fencing_token, needs_new_token (see client_core.cpp).
+    // fencing_token, needs_new_token (see statements.cpp), pg_notify's void.
     std::string acquire;
     // $1 name, $2 fencing token, $3 owner: takes a fresh fencing token.  Returns fencing_token.
     std::string refresh_token;
@@ -28,7 +29,7 @@ struct Statements {
     // $1 name, $2 fencing token, $3 owner, $4 channel.  One row if released.
     std::string release_delete;
     std::string release_keep;
-    // $1 names (text[]), $2 fencing tokens (bigint[]), $3 owner.
+    // $1 names (text[]), $2 fencing tokens (bigint[]), $3 owners (text[]).
     // Returns name, record_version_number for every lock still held.
     std::string renew;
     // $1 name, $2 fencing token, $3 owner, $4 data.  One row if still held.

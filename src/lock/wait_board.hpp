@@ -43,6 +43,7 @@ public:
     // at once) from "notifications may have been missed" (worth a read).
     struct Generation {
         std::uint64_t released = 0;
+        std::uint64_t changed = 0;  // acquired by someone: worth a read, not an attempt
         std::uint64_t all = 0;
         bool operator==(const Generation&) const = default;
     };
@@ -58,6 +59,17 @@ public:
             auto it = entries_.find(name);
             if (it == entries_.end()) return;
             ++it->second.generation;
+        }
+        cv_.notify_all();
+    }
+
+    // `name` changed hands (acquired elsewhere): waiters re-read it.
+    void touch(const std::string& name) {
+        {
+            std::lock_guard lk(mu_);
+            auto it = entries_.find(name);
+            if (it == entries_.end()) return;
+            ++it->second.changed;
         }
         cv_.notify_all();
     }
@@ -82,12 +94,14 @@ public:
 private:
     Generation generation_locked(const std::string& name) const {
         auto it = entries_.find(name);
-        return {it == entries_.end() ? 0 : it->second.generation, all_};
+        if (it == entries_.end()) return {0, 0, all_};
+        return {it->second.generation, it->second.changed, all_};
     }
 
     struct Entry {
         int waiters = 0;
         std::uint64_t generation = 0;
+        std::uint64_t changed = 0;
     };
     std::mutex mu_;
     std::condition_variable_any cv_;

@@ -189,3 +189,64 @@ TEST_F(Acquire, LockNamesAreValidatedBeforeAnySql) {
 
 }  // namespace
 }  // namespace pgelect::test
+
+namespace pgelect::test {
+namespace {
+
+class AcquireExtras : public LockTableTest {};
+
+TEST_F(AcquireExtras, PerLockOwnersAreRenewedInOneClient) {
+    auto a = client_->acquire("owned-a", AcquireOptions{.owner = "alice"});
+    auto b = client_->acquire("owned-b", AcquireOptions{.owner = "bob"});
+    EXPECT_EQ(a.owner(), "alice");
+    EXPECT_EQ(client_->get("owned-b").owner, std::optional<std::string>("bob"));
+    const auto va = a.record_version_number(), vb = b.record_version_number();
+    ASSERT_TRUE(eventually([&] {
+        return a.record_version_number() != va && b.record_version_number() != vb;
+    }, 3s));
+    std::this_thread::sleep_for(1200ms);  // past a lease: both renewed, neither lost
+    EXPECT_FALSE(a.is_released());
+    EXPECT_FALSE(b.is_released());
+    EXPECT_THROW(client_->acquire("x", AcquireOptions{.owner = std::string(256, 'o')}),
+                 InvalidArgumentError);
+}
+
+TEST_F(AcquireExtras, ObserverSeesTheHolderWhileWaiting) {
+    auto other = make_client(fast_timing(), "the-holder");
+    auto held = other->acquire("watched");
+    std::vector<LockObservation> seen;
+    std::stop_source stop;
+    AcquireOptions o;
+    o.observer = [&](const LockObservation& obs) {
+        seen.push_back(obs);
+        if (seen.size() >= 3) stop.request_stop();
+    };
+    EXPECT_THROW(client_->acquire("watched", o, stop.get_token()), NotAcquiredError);
+    ASSERT_GE(seen.size(), 3u);
+    EXPECT_TRUE(seen[0].held);
+    EXPECT_EQ(seen[0].owner, "the-holder");
+    EXPECT_EQ(seen[0].fencing_token, std::optional<std::int64_t>(held.fencing_token()));
+}
+
+TEST_F(AcquireExtras, LossCausesAreReported) {
+    auto released = client_->acquire("c1");
+    EXPECT_EQ(released.loss_cause(), LossCause::none);
+    released.release();
+    EXPECT_EQ(released.loss_cause(), LossCause::released);
+
+    auto taken = client_->acquire("c2");
+    sql("UPDATE " + table_ + " SET fencing_token = fencing_token + 1 WHERE name = 'c2'");
+    ASSERT_TRUE(eventually([&] { return taken.is_released(); }, 3s));
+    EXPECT_EQ(taken.loss_cause(), LossCause::taken_over);
+    EXPECT_NE(taken.loss_reason().find("taken over"), std::string::npos);
+
+    LeaseTiming off = fast_timing();
+    off.heartbeat_interval = 0ms;
+    auto c = make_client(off);
+    auto expired = c->acquire("c3");
+    ASSERT_TRUE(eventually([&] { return expired.lost_token().stop_requested(); }, 3s));
+    EXPECT_EQ(expired.loss_cause(), LossCause::deadline_passed);
+}
+
+}  // namespace
+}  // namespace pgelect::test

@@ -127,9 +127,8 @@ protected:
     void SetUp() override {
         renewer_ = std::make_unique<Renewer>(
             [this](const std::vector<RenewItem>& items) { return fake_(items); },
-            [this](const std::shared_ptr<LockState>& s, const std::string& reason) {
-                on_lost(s, reason);
-            });
+            [this](const std::shared_ptr<LockState>& s, pgelect::LossCause cause,
+                   const std::string& reason) { on_lost(s, cause, reason); });
     }
 
     void TearDown() override {
@@ -139,14 +138,15 @@ protected:
     }
 
     // Mimics ClientCore::lose().
-    void on_lost(const std::shared_ptr<LockState>& s, const std::string& reason) {
+    void on_lost(const std::shared_ptr<LockState>& s, pgelect::LossCause cause,
+                 const std::string& reason) {
         const auto now = Clock::now();
         const bool in_flight = fake_.inside();
         {
             std::lock_guard lk(mu_);
             ++on_lost_calls_[s->name];
         }
-        if (s->mark_released(reason)) {
+        if (s->mark_released(cause, reason)) {
             renewer_->remove(s.get());
             s->lost.request_stop();
             std::lock_guard lk(mu_);
@@ -260,6 +260,7 @@ TEST_F(RenewerTest, MissingFromResultMeansTakenOverExactlyOnce) {
         std::lock_guard lk(b->mu);
         EXPECT_TRUE(b->released);
         EXPECT_TRUE(contains(b->release_reason, "taken over"));
+        EXPECT_EQ(b->cause, pgelect::LossCause::taken_over);
     }
     EXPECT_TRUE(a->valid(Clock::now()));
     auto calls = fake_.calls();
@@ -283,6 +284,10 @@ TEST_F(RenewerTest, FailingRenewalsLoseTheLockAtTheRenewDeadline) {
     EXPECT_EQ(l[0].name, "a");
     EXPECT_TRUE(contains(l[0].reason, "deadline"));
     EXPECT_TRUE(contains(l[0].reason, "200ms"));
+    {
+        std::lock_guard lk(a->mu);
+        EXPECT_EQ(a->cause, pgelect::LossCause::renewal_failed);  // the renewals failed, not hung
+    }
     // Not before the lease we trust has run out, and not much after.
     EXPECT_GE(l[0].at, valid_until);
     EXPECT_LT(l[0].at - valid_until, 300ms);
@@ -333,6 +338,10 @@ TEST_F(RenewerTest, HangingRenewalStillLosesTheLockOnTime) {
     EXPECT_LT(l[0].at - valid_until, 300ms);
     EXPECT_TRUE(l[0].renewal_in_flight);
     EXPECT_TRUE(fake_.inside());
+    {
+        std::lock_guard lk(a->mu);
+        EXPECT_EQ(a->cause, pgelect::LossCause::deadline_passed);  // hung, no error seen
+    }
     EXPECT_EQ(fake_.call_count(), 1u);
     EXPECT_TRUE(a->lost.stop_requested());
 
