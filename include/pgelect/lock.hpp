@@ -80,6 +80,9 @@ public:
     // AlreadyReleasedError if the lock was already released or someone else
     // holds the row now; the handle is marked released either way.
     void release();
+    // Stops renewing and trusting the lock without touching the row: others
+    // take it over once the lease runs out (like a crash, minus the crash).
+    void abandon();
     // Replaces the payload of the held row.  Throws AlreadyReleasedError if the
     // lock is no longer held.
     void set_data(const std::string& data);

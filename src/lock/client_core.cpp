@@ -1,7 +1,5 @@
 #include "lock/client_core.hpp"
 
-#include <unistd.h>
-
 #include <pqxx/binarystring>
 #include <pqxx/result>
 #include <pqxx/except>
@@ -9,7 +7,6 @@
 
 #include <cmath>
 #include <iostream>
-#include <random>
 #include <thread>
 
 #include "pgelect/errors.hpp"
@@ -19,14 +16,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string default_owner() {
-    char host[256] = {0};
-    if (gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "unknown");
-    std::random_device rd;
-    char suffix[16];
-    std::snprintf(suffix, sizeof suffix, "%08x", rd());
-    return std::string(host) + "-" + std::to_string(getpid()) + "-" + suffix;
-}
 
 std::string one_line(std::string s) {
     while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
@@ -147,7 +136,7 @@ ClientCore::ClientCore(const std::string& dsn, LockClientOptions options)
     : options_((validate_options(options), std::move(options))),
       table_(parse_table_name(options_.table)),
       sql_(table_),
-      owner_(options_.owner.empty() ? default_owner() : options_.owner),
+      owner_(options_.owner.empty() ? default_identity() : options_.owner),
       channel_(table_.channel()),
       conninfo_(make_conninfo(dsn, ConnDefaults{options_.connect_timeout, options_.statement_timeout,
                                                 options_.timing.renew_deadline, "pgelect"})),
@@ -412,6 +401,10 @@ void ClientCore::release(const std::shared_ptr<LockState>& s) {
                                    ": already released (taken over or released by someone else)");
     }
     lose(s, LossCause::released, "released");
+}
+
+void ClientCore::abandon(const std::shared_ptr<LockState>& s) {
+    lose(s, LossCause::released, "abandoned: left to expire after the lease");
 }
 
 void ClientCore::set_data(const std::shared_ptr<LockState>& s, const std::string& data) {

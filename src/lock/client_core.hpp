@@ -42,6 +42,7 @@ public:
     std::vector<LockInfo> get_all();
     void heartbeat(const std::shared_ptr<LockState>& state);
     void release(const std::shared_ptr<LockState>& state);
+    void abandon(const std::shared_ptr<LockState>& state);
     void set_data(const std::shared_ptr<LockState>& state, const std::string& data);
 
     const LockClientOptions& options() const { return options_; }

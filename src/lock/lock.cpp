@@ -93,6 +93,11 @@ void Lock::release() {
     core_->release(state_);
 }
 
+void Lock::abandon() {
+    if (!state_) return;
+    core_->abandon(state_);
+}
+
 void Lock::set_data(const std::string& data) {
     if (!state_) throw AlreadyReleasedError("set data: this Lock handle was moved from");
     core_->set_data(state_, data);

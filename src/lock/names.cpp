@@ -1,7 +1,10 @@
 #include "lock/names.hpp"
 
+#include <unistd.h>
+
 #include <cstdint>
 #include <cstdio>
+#include <random>
 
 #include "pgelect/errors.hpp"
 
@@ -38,6 +41,15 @@ std::string printable(const std::string& s) {
 }
 
 }  // namespace
+
+std::string default_identity() {
+    char host[256] = {0};
+    if (gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "unknown");
+    std::random_device rd;
+    char suffix[16];
+    std::snprintf(suffix, sizeof suffix, "%08x", rd());
+    return std::string(host) + "-" + std::to_string(getpid()) + "-" + suffix;
+}
 
 std::string TableName::display() const { return schema.empty() ? table : schema + "." + table; }
 

@@ -28,6 +28,9 @@ void validate_lock_name(const std::string& name);
 // Throws InvalidArgumentError if `owner` is not 1..255 characters of UTF-8 without NUL.
 void validate_owner(const std::string& owner);
 
+// "<hostname>-<pid>-<8 random hex digits>": unique per client or elector.
+std::string default_identity();
+
 // Number of UTF-8 code points, or -1 if `s` is not valid UTF-8 or holds a NUL.
 long utf8_length(const std::string& s);
 

@@ -87,6 +87,8 @@ Statements::Statements(const TableName& t) {
     set_data = "UPDATE " + table + " SET data = $4 WHERE " + kHeldByMe + " RETURNING 1";
     get_one = full_row_select(t) + " WHERE name = $1";
     get_all = full_row_select(t) + " ORDER BY name";
+    // FOR SHARE, not FOR KEY SHARE: the takeover's UPDATE must wait for it.
+    fence_check = "SELECT 1 FROM " + table + " WHERE " + kHeldByMe + " FOR SHARE";
 }
 
 }  // namespace pgelect::detail

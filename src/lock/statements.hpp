@@ -38,6 +38,9 @@ struct Statements {
     // acquired_at and renewed_at as epoch seconds.
     std::string get_one;  // $1 name
     std::string get_all;
+    // $1 name, $2 fencing token, $3 owner: locks the row FOR SHARE if that
+    // acquisition still holds it (fenced writes).  One row if so.
+    std::string fence_check;
 };
 
 }  // namespace pgelect::detail

@@ -1,0 +1,21 @@
+#include "pgelect/fencing.hpp"
+
+#include <pqxx/except>
+
+#include "lock/names.hpp"
+#include "lock/statements.hpp"
+#include "pgelect/errors.hpp"
+
+namespace pgelect {
+
+void check_fencing(pqxx::transaction_base& tx, const Leadership& term) {
+    const detail::Statements sql(detail::parse_table_name(term.table));
+    if (tx.exec_params(sql.fence_check, term.group, term.fencing_token, term.identity).empty()) {
+        throw LeadershipLostError("fenced write for group \"" + term.group + "\" on table " +
+                                  term.table + " rejected: term " +
+                                  std::to_string(term.fencing_token) + " of " + term.identity +
+                                  " no longer holds the lease");
+    }
+}
+
+}  // namespace pgelect
