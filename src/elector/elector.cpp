@@ -264,6 +264,8 @@ private:
         loss.valid_until = term->lock.valid_until();
         const bool lost = term->lock.is_released();
         term->ended.request_stop();  // work tied to the term stops before the lease is given up
+        // The term ends here: a follower may take over as soon as the release below commits.
+        const auto ended_at = Clock::now();
         if (lost) {
             loss.reason = reason_of(term->lock.loss_cause());
             loss.message = term->lock.loss_reason();
@@ -280,7 +282,7 @@ private:
             loss.message = "stopped; the lease is left to expire";
             term->lock.abandon();
         }
-        loss.valid_until = std::min(loss.valid_until, Clock::now());
+        loss.valid_until = std::min(loss.valid_until, ended_at);
         {
             std::lock_guard lk(mu_);
             term_.reset();

@@ -24,5 +24,15 @@ TEST(Examples, BasicLockRuns) {
     EXPECT_NE(out.find("released; the observer can take it now: fencing token"), std::string::npos) << out;
 }
 
+TEST(Examples, LeaderCallbacksRunsAndWritesFenced) {
+    int status = 0;
+    const std::string out = run(std::string(PGELECT_EXAMPLES_DIR) + "/leader_callbacks 2", status);
+    EXPECT_EQ(status, 0) << out;
+    EXPECT_NE(out.find("became leader of report-generator"), std::string::npos) << out;
+    EXPECT_NE(out.find("lost leadership (stopped)"), std::string::npos) << out;
+    EXPECT_EQ(out.find("fenced writes done: 0"), std::string::npos) << out;
+    EXPECT_GT(sql("SELECT count(*) FROM example_jobs")[0][0].as<int>(), 0);
+}
+
 }  // namespace
 }  // namespace pgelect::test
