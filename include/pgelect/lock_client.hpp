@@ -1,7 +1,11 @@
 // The lease-lock client: pglock's protocol on PostgreSQL, tightened.
 #pragma once
 
+#include <boost/signals2/signal.hpp>
+
+#include <chrono>
 #include <functional>
+#include <optional>
 #include <memory>
 #include <stop_token>
 #include <string>
@@ -18,6 +22,18 @@ namespace pgelect {
 namespace detail {
 class ClientCore;
 }
+
+// One renewal statement (all held locks of a client, or one manual heartbeat).
+struct RenewalReport {
+    std::vector<std::string> names;          // the locks it tried to renew
+    std::chrono::steady_clock::duration elapsed{};
+    bool ok = false;                          // false: outcome unknown, retried
+    std::optional<ErrorKind> error{};         // why it failed, if it did
+    std::vector<std::string> still_held{};    // when ok: the locks it renewed
+};
+
+enum class AttemptResult { acquired, busy, error };
+std::string_view to_string(AttemptResult result) noexcept;
 
 // A LockClient acquires, renews and releases lease locks kept in one table.
 // All methods may be called from any thread at the same time.
@@ -68,6 +84,13 @@ public:
     template <class Fn>
     auto with_lock(const std::string& name, Fn&& fn, const AcquireOptions& options = {},
                    std::stop_token stop = {}) -> std::invoke_result_t<Fn, std::stop_token>;
+
+    // For metrics.  renewal_finished runs on the renewal thread (or the thread
+    // calling heartbeat()); acquire_attempted on the thread calling acquire(),
+    // once per conditional upsert.  Connect slots before acquiring locks; slots
+    // must be quick and must not throw.
+    boost::signals2::signal<void(const RenewalReport&)> renewal_finished;
+    boost::signals2::signal<void(const std::string& name, AttemptResult)> acquire_attempted;
 
     const LockClientOptions& options() const;
     // The owner identity this client writes.

@@ -171,6 +171,7 @@ void ClientCore::shutdown() {
         lose(s, LossCause::client_closed, "the lock client was destroyed");
     }
     listener_.stop();
+    hooks_ = Hooks{};
     pool_.clear_idle();
     renew_pool_.clear_idle();
 }
@@ -264,7 +265,15 @@ Lock ClientCore::acquire(const std::string& name, const AcquireOptions& o, std::
         const auto generation = board_.generation(name);
         if (may_take) {
             const auto start = Clock::now();
-            if (auto taken = try_take(name, owner, o, expected)) {
+            std::optional<Taken> taken;
+            try {
+                taken = try_take(name, owner, o, expected);
+            } catch (const Error&) {
+                if (hooks_.attempt) hooks_.attempt(name, AttemptResult::error);
+                throw;
+            }
+            if (hooks_.attempt) hooks_.attempt(name, taken ? AttemptResult::acquired : AttemptResult::busy);
+            if (taken) {
                 tracker_.forget(name);
                 auto state = std::make_shared<LockState>(name, owner, timing, o.keep_on_release);
                 state->fencing_token = taken->fencing_token;
@@ -316,6 +325,33 @@ Lock ClientCore::acquire(const std::string& name, const AcquireOptions& o, std::
 }
 
 std::vector<Renewed> ClientCore::renew(ConnectionPool& pool, const std::vector<RenewItem>& items) {
+    RenewalReport report;
+    if (hooks_.renewal) {
+        for (const auto& i : items) report.names.push_back(i.name);
+    }
+    const auto start = Clock::now();
+    auto finish = [&](bool ok, std::optional<ErrorKind> error, const std::vector<Renewed>* rows) {
+        if (!hooks_.renewal) return;
+        report.elapsed = Clock::now() - start;
+        report.ok = ok;
+        report.error = error;
+        if (rows) {
+            for (const auto& r : *rows) report.still_held.push_back(r.name);
+        }
+        hooks_.renewal(report);
+    };
+    try {
+        auto rows = renew_statement(pool, items);
+        finish(true, std::nullopt, &rows);
+        return rows;
+    } catch (const Error& e) {
+        finish(false, e.kind(), nullptr);
+        throw;
+    }
+}
+
+std::vector<Renewed> ClientCore::renew_statement(ConnectionPool& pool,
+                                                 const std::vector<RenewItem>& items) {
     const std::string ctx = items.size() == 1 ? context("renew", items[0].name)
                                               : "renew " + std::to_string(items.size()) +
                                                     " locks on table " + table_.display();

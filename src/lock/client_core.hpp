@@ -21,6 +21,7 @@
 #include "pg/listener.hpp"
 #include "pg/pool.hpp"
 #include "pgelect/lock.hpp"
+#include "pgelect/lock_client.hpp"
 #include "pgelect/options.hpp"
 
 namespace pgelect::detail {
@@ -45,6 +46,13 @@ public:
     void abandon(const std::shared_ptr<LockState>& state);
     void set_data(const std::shared_ptr<LockState>& state, const std::string& data);
 
+    // Set once by LockClient before any lock is taken; cleared at shutdown.
+    struct Hooks {
+        std::function<void(const RenewalReport&)> renewal;
+        std::function<void(const std::string&, AttemptResult)> attempt;
+    };
+    void set_hooks(Hooks hooks) { hooks_ = std::move(hooks); }
+
     const LockClientOptions& options() const { return options_; }
     const std::string& owner() const { return owner_; }
     const TableName& table() const { return table_; }
@@ -66,6 +74,7 @@ private:
                                   std::optional<std::int64_t> stale_rvn);
     std::optional<Row> poll(const std::string& name);
     std::vector<Renewed> renew(ConnectionPool& pool, const std::vector<RenewItem>& items);
+    std::vector<Renewed> renew_statement(ConnectionPool& pool, const std::vector<RenewItem>& items);
     void lose(const std::shared_ptr<LockState>& state, LossCause cause, const std::string& reason);
     void on_notification(const std::string& payload);
     std::string context(const char* operation, const std::string& name) const;
@@ -91,6 +100,7 @@ private:
     Listener listener_;
     Renewer renewer_;
     std::atomic<bool> shut_down_{false};
+    Hooks hooks_;  // written before threads start and after they are joined
 };
 
 }  // namespace pgelect::detail

@@ -12,7 +12,21 @@ StopLink::StopLink(std::stop_token a, std::stop_token b)
 }  // namespace detail
 
 LockClient::LockClient(std::string dsn, LockClientOptions options)
-    : core_(std::make_shared<detail::ClientCore>(dsn, std::move(options))) {}
+    : core_(std::make_shared<detail::ClientCore>(dsn, std::move(options))) {
+    core_->set_hooks({[this](const RenewalReport& r) { renewal_finished(r); },
+                      [this](const std::string& name, AttemptResult result) {
+                          acquire_attempted(name, result);
+                      }});
+}
+
+std::string_view to_string(AttemptResult result) noexcept {
+    switch (result) {
+        case AttemptResult::acquired: return "acquired";
+        case AttemptResult::busy: return "busy";
+        case AttemptResult::error: return "error";
+    }
+    return "error";
+}
 
 LockClient::~LockClient() { core_->shutdown(); }
 

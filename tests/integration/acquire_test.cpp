@@ -248,5 +248,35 @@ TEST_F(AcquireExtras, LossCausesAreReported) {
     EXPECT_EQ(expired.loss_cause(), LossCause::deadline_passed);
 }
 
+TEST_F(AcquireExtras, AttemptAndRenewalSignalsReportWhatHappened) {
+    std::mutex mu;
+    std::vector<std::pair<std::string, AttemptResult>> attempts;
+    std::vector<RenewalReport> renewals;
+    client_->acquire_attempted.connect([&](const std::string& n, AttemptResult r) {
+        std::lock_guard lk(mu);
+        attempts.emplace_back(n, r);
+    });
+    client_->renewal_finished.connect([&](const RenewalReport& r) {
+        std::lock_guard lk(mu);
+        renewals.push_back(r);
+    });
+    auto lock = client_->acquire("signalled");
+    auto other = make_client();
+    auto held = other->acquire("taken-elsewhere");
+    EXPECT_THROW(client_->try_acquire("taken-elsewhere"), NotAcquiredError);
+    ASSERT_TRUE(eventually([&] {
+        std::lock_guard lk(mu);
+        return !renewals.empty();
+    }, 3s));
+    std::lock_guard lk(mu);
+    ASSERT_EQ(attempts.size(), 2u);
+    EXPECT_EQ(attempts[0], std::make_pair(std::string("signalled"), AttemptResult::acquired));
+    EXPECT_EQ(attempts[1], std::make_pair(std::string("taken-elsewhere"), AttemptResult::busy));
+    EXPECT_TRUE(renewals[0].ok);
+    EXPECT_EQ(renewals[0].names, std::vector<std::string>{"signalled"});
+    EXPECT_EQ(renewals[0].still_held, std::vector<std::string>{"signalled"});
+    EXPECT_GT(renewals[0].elapsed.count(), 0);
+}
+
 }  // namespace
 }  // namespace pgelect::test
