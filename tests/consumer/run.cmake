@@ -6,7 +6,9 @@ foreach(step
     "${CMAKE_COMMAND};--install;${BINARY_DIR};--prefix;${prefix}"
     "${CMAKE_COMMAND};-S;${SOURCE_DIR}/tests/consumer;-B;${build};-DCMAKE_PREFIX_PATH=${prefix}"
     "${CMAKE_COMMAND};--build;${build}"
-    "${build}/consumer")
+    "${build}/consumer"
+    "sh;-c;export PKG_CONFIG_PATH=${prefix}/lib/pkgconfig && c++ ${SOURCE_DIR}/tests/consumer/main.cpp -o ${build}/consumer-pc $(pkg-config --cflags --libs pgelect)"
+    "${build}/consumer-pc")
   execute_process(COMMAND ${step} RESULT_VARIABLE rc)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "consumer step failed (${rc}): ${step}")
