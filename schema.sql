@@ -8,6 +8,6 @@ CREATE TABLE "locks" (
     fencing_token BIGINT,
     acquired_at TIMESTAMPTZ,
     renewed_at TIMESTAMPTZ
-);
+) WITH (fillfactor = 50);
 CREATE SEQUENCE "locks_rvn" CYCLE OWNED BY "locks".record_version_number;
 CREATE SEQUENCE "locks_fence" NO CYCLE OWNED BY "locks".fencing_token;

@@ -140,8 +140,8 @@ ClientCore::ClientCore(const std::string& dsn, LockClientOptions options)
       channel_(table_.channel()),
       conninfo_(make_conninfo(dsn, ConnDefaults{options_.connect_timeout, options_.statement_timeout,
                                                 options_.timing.renew_deadline, "pgelect"})),
-      pool_(conninfo_, options_.pool_size),
-      renew_pool_(conninfo_, 1),
+      pool_(conninfo_, options_.pool_size, [this](pqxx::connection& c) { sql_.prepare_on(c); }),
+      renew_pool_(conninfo_, 1, [this](pqxx::connection& c) { sql_.prepare_on(c); }),
       listener_(
           conninfo_, channel_, [this](const std::string& payload) { on_notification(payload); },
           [this] { board_.wake_all(); }),
@@ -210,33 +210,26 @@ std::optional<ClientCore::Taken> ClientCore::try_take(const std::string& name,
         pqxx::result r;
         if (o.data) {
             const pqxx::binarystring data(o.data->data(), o.data->size());
-            r = stale_rvn ? tx.exec_params(sql_.acquire, name, data, owner, o.replace_data,
-                                           *stale_rvn, channel_)
-                          : tx.exec_params(sql_.acquire, name, data, owner, o.replace_data,
-                                           nullptr, channel_);
+            r = stale_rvn ? tx.exec_prepared(Statements::kAcquire, name, data, owner,
+                                             o.replace_data, *stale_rvn, channel_)
+                          : tx.exec_prepared(Statements::kAcquire, name, data, owner,
+                                             o.replace_data, nullptr, channel_);
         } else {
-            r = stale_rvn ? tx.exec_params(sql_.acquire, name, nullptr, owner, o.replace_data,
-                                           *stale_rvn, channel_)
-                          : tx.exec_params(sql_.acquire, name, nullptr, owner, o.replace_data,
-                                           nullptr, channel_);
+            r = stale_rvn ? tx.exec_prepared(Statements::kAcquire, name, nullptr, owner,
+                                             o.replace_data, *stale_rvn, channel_)
+                          : tx.exec_prepared(Statements::kAcquire, name, nullptr, owner,
+                                             o.replace_data, nullptr, channel_);
         }
         if (r.empty()) return std::nullopt;
         Taken t{r[0][0].as<std::int64_t>(), r[0][2].as<std::int64_t>(),
                 bytes(r[0][1]).value_or(std::string())};
-        if (r[0][3].as<bool>()) {
-            // Rare (inserted with a token drawn before a concurrent holder's):
-            // draw a fresh one now that the row is ours.
-            auto f = tx.exec_params(sql_.refresh_token, name, t.fencing_token, owner);
-            if (f.empty()) return std::nullopt;
-            t.fencing_token = f[0][0].as<std::int64_t>();
-        }
         return t;
     });
 }
 
 std::optional<ClientCore::Row> ClientCore::poll(const std::string& name) {
     return run<pqxx::nontransaction>(pool_, context("read", name), [&](pqxx::nontransaction& tx) -> std::optional<Row> {
-        auto r = tx.exec_params(sql_.poll, name);
+        auto r = tx.exec_prepared(Statements::kPoll, name);
         if (r.empty()) return std::nullopt;
         Row row;
         if (!r[0][0].is_null()) row.rvn = r[0][0].as<std::int64_t>();
@@ -356,7 +349,7 @@ std::vector<Renewed> ClientCore::renew_statement(ConnectionPool& pool,
                                               : "renew " + std::to_string(items.size()) +
                                                     " locks on table " + table_.display();
     return run<pqxx::nontransaction>(pool, ctx, [&](pqxx::nontransaction& tx) {
-        auto r = tx.exec_params(sql_.renew, text_array(items, &RenewItem::name), bigint_array(items),
+        auto r = tx.exec_prepared(Statements::kRenew, text_array(items, &RenewItem::name), bigint_array(items),
                                 text_array(items, &RenewItem::owner));
         std::vector<Renewed> out;
         out.reserve(r.size());
@@ -422,8 +415,8 @@ void ClientCore::release(const std::shared_ptr<LockState>& s) {
     bool released = false;
     try {
         released = run<pqxx::nontransaction>(pool_, context("release", s->name), [&](pqxx::nontransaction& tx) {
-            const auto& sql = s->keep_on_release ? sql_.release_keep : sql_.release_delete;
-            return !tx.exec_params(sql, s->name, token, s->owner, channel_).empty();
+            const char* sql = s->keep_on_release ? Statements::kReleaseKeep : Statements::kReleaseDelete;
+            return !tx.exec_prepared(sql, s->name, token, s->owner, channel_).empty();
         });
     } catch (const Error& e) {
         lose(s, e.kind() == ErrorKind::unavailable ? LossCause::database_unavailable
@@ -455,7 +448,7 @@ void ClientCore::set_data(const std::shared_ptr<LockState>& s, const std::string
     }
     bool ok = run<pqxx::nontransaction>(pool_, context("set data of", s->name), [&](pqxx::nontransaction& tx) {
         const pqxx::binarystring bin(data.data(), data.size());
-        return !tx.exec_params(sql_.set_data, s->name, token, s->owner, bin).empty();
+        return !tx.exec_prepared(Statements::kSetData, s->name, token, s->owner, bin).empty();
     });
     if (!ok) {
         lose(s, LossCause::taken_over, "taken over or released by someone else");
@@ -483,7 +476,7 @@ LockInfo to_info(const pqxx::row& row) {
 LockInfo ClientCore::get(const std::string& name) {
     validate_lock_name(name);
     return run<pqxx::nontransaction>(pool_, context("read", name), [&](pqxx::nontransaction& tx) {
-        auto r = tx.exec_params(sql_.get_one, name);
+        auto r = tx.exec_prepared(Statements::kGetOne, name);
         if (r.empty()) throw NotFoundError(context("read", name) + ": no such lock");
         return to_info(r[0]);
     });
@@ -492,7 +485,7 @@ LockInfo ClientCore::get(const std::string& name) {
 std::vector<LockInfo> ClientCore::get_all() {
     return run<pqxx::nontransaction>(pool_, "list locks on table " + table_.display(), [&](pqxx::nontransaction& tx) {
         std::vector<LockInfo> out;
-        for (const auto& row : tx.exec(sql_.get_all)) out.push_back(to_info(row));
+        for (const auto& row : tx.exec_prepared(Statements::kGetAll)) out.push_back(to_info(row));
         return out;
     });
 }

@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include <pqxx/connection_base>
+
 #include "lock/names.hpp"
 
 namespace pgelect::detail {
@@ -20,10 +22,8 @@ struct Statements {
     // $5 the stale record version the caller may replace (or NULL: only a free/missing row),
     // $6 the NOTIFY channel.
     // Returns no row if the lock is held; else record_version_number, data,
-    // fencing_token, needs_new_token (see statements.cpp), pg_notify's void.
+    // fencing_token, pg_notify's void.
     std::string acquire;
-    // $1 name, $2 fencing token, $3 owner: takes a fresh fencing token.  Returns fencing_token.
-    std::string refresh_token;
     // $1 name.  Returns record_version_number, owner, fencing_token.  Read-only.
     std::string poll;
     // $1 name, $2 fencing token, $3 owner, $4 channel.  One row if released.
@@ -41,6 +41,19 @@ struct Statements {
     // $1 name, $2 fencing token, $3 owner: locks the row FOR SHARE if that
     // acquisition still holds it (fenced writes).  One row if so.
     std::string fence_check;
+
+    // Names under which the DML statements above are prepared on every
+    // connection of a client (parsed and planned once per connection).
+    static constexpr const char* kAcquire = "pgelect_acquire";
+    static constexpr const char* kPoll = "pgelect_poll";
+    static constexpr const char* kReleaseDelete = "pgelect_release_delete";
+    static constexpr const char* kReleaseKeep = "pgelect_release_keep";
+    static constexpr const char* kRenew = "pgelect_renew";
+    static constexpr const char* kSetData = "pgelect_set_data";
+    static constexpr const char* kGetOne = "pgelect_get_one";
+    static constexpr const char* kGetAll = "pgelect_get_all";
+    // Registers the statements on `conn` (libpqxx prepares each on first use).
+    void prepare_on(pqxx::connection_base& conn) const;
 };
 
 }  // namespace pgelect::detail

@@ -19,8 +19,9 @@ ConnectionPool::Handle::~Handle() {
     if (pool_ != nullptr) pool_->give_back(std::move(conn_));
 }
 
-ConnectionPool::ConnectionPool(ConnInfo info, std::size_t size)
-    : info_(std::move(info)), size_(size) {}
+ConnectionPool::ConnectionPool(ConnInfo info, std::size_t size,
+                               std::function<void(pqxx::connection&)> setup)
+    : info_(std::move(info)), size_(size), setup_(std::move(setup)) {}
 
 ConnectionPool::~ConnectionPool() = default;
 
@@ -45,7 +46,9 @@ ConnectionPool::Handle ConnectionPool::borrow(const std::string& context) {
     }
     lk.unlock();
     try {
-        return Handle(this, connect(info_, context));
+        auto conn = connect(info_, context);
+        if (setup_) setup_(*conn);
+        return Handle(this, std::move(conn));
     } catch (...) {
         give_back(nullptr);
         throw;

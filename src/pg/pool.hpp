@@ -4,6 +4,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <cstddef>
 #include <memory>
 #include <mutex>
@@ -35,8 +36,10 @@ public:
         std::unique_ptr<pqxx::connection> conn_;
     };
 
-    // Thread safety: all methods may be called from any thread.
-    ConnectionPool(ConnInfo info, std::size_t size);
+    // Thread safety: all methods may be called from any thread.  `setup` runs
+    // on every new connection (e.g. to register prepared statements).
+    ConnectionPool(ConnInfo info, std::size_t size,
+                   std::function<void(pqxx::connection&)> setup = {});
     ~ConnectionPool();
 
     // Waits for a free slot, reusing an idle connection or opening a new one.
@@ -57,6 +60,7 @@ private:
     // constant after construction
     const ConnInfo info_;
     const std::size_t size_;
+    const std::function<void(pqxx::connection&)> setup_;
 
     // guarded by mu_
     mutable std::mutex mu_;

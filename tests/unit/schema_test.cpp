@@ -99,7 +99,7 @@ TEST(Schema, SchemaSqlIsWhatCreateRuns) {
 TEST(Statements, UseOnlyQuotedIdentifiers) {
     const auto t = pgelect::detail::parse_table_name("ops.leases");
     const pgelect::detail::Statements s(t);
-    for (const std::string* sql : {&s.acquire, &s.refresh_token, &s.poll, &s.release_delete,
+    for (const std::string* sql : {&s.acquire, &s.fence_check, &s.poll, &s.release_delete,
                                    &s.release_keep, &s.renew, &s.set_data, &s.get_one, &s.get_all,
                                    &s.create, &s.try_create, &s.drop}) {
         SCOPED_TRACE(*sql);
