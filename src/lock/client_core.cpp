@@ -319,12 +319,13 @@ Lock ClientCore::acquire(const std::string& name, const AcquireOptions& o, std::
 
 std::vector<Renewed> ClientCore::renew(ConnectionPool& pool, const std::vector<RenewItem>& items) {
     RenewalReport report;
-    if (hooks_.renewal) {
+    const bool wanted = hooks_.renewal && (!hooks_.renewal_wanted || hooks_.renewal_wanted());
+    if (wanted) {
         for (const auto& i : items) report.names.push_back(i.name);
     }
     const auto start = Clock::now();
     auto finish = [&](bool ok, std::optional<ErrorKind> error, const std::vector<Renewed>* rows) {
-        if (!hooks_.renewal) return;
+        if (!wanted) return;
         report.elapsed = Clock::now() - start;
         report.ok = ok;
         report.error = error;

@@ -49,6 +49,7 @@ public:
     // Set once by LockClient before any lock is taken; cleared at shutdown.
     struct Hooks {
         std::function<void(const RenewalReport&)> renewal;
+        std::function<bool()> renewal_wanted;  // false: nobody listens, skip building reports
         std::function<void(const std::string&, AttemptResult)> attempt;
     };
     void set_hooks(Hooks hooks) { hooks_ = std::move(hooks); }

@@ -13,10 +13,13 @@ StopLink::StopLink(std::stop_token a, std::stop_token b)
 
 LockClient::LockClient(std::string dsn, LockClientOptions options)
     : core_(std::make_shared<detail::ClientCore>(dsn, std::move(options))) {
-    core_->set_hooks({[this](const RenewalReport& r) { renewal_finished(r); },
-                      [this](const std::string& name, AttemptResult result) {
-                          acquire_attempted(name, result);
-                      }});
+    detail::ClientCore::Hooks hooks;
+    hooks.renewal = [this](const RenewalReport& r) { renewal_finished(r); };
+    hooks.renewal_wanted = [this] { return !renewal_finished.empty(); };
+    hooks.attempt = [this](const std::string& name, AttemptResult result) {
+        acquire_attempted(name, result);
+    };
+    core_->set_hooks(std::move(hooks));
 }
 
 std::string_view to_string(AttemptResult result) noexcept {
