@@ -20,12 +20,20 @@ void Renewer::start_threads_locked() {
 }
 
 void Renewer::add(std::shared_ptr<LockState> state) {
+    bool wake_renewal = false;
+    bool wake_deadline = false;
     {
         std::lock_guard lk(mu_);
+        {
+            std::lock_guard slk(state->mu);
+            wake_renewal = state->automatic_renewal() && state->next_renewal < renew_wakes_at_;
+            wake_deadline = state->valid_until < deadline_wakes_at_;
+        }
         held_[state.get()] = std::move(state);
         start_threads_locked();
     }
-    cv_.notify_all();
+    if (wake_renewal) renew_cv_.notify_one();
+    if (wake_deadline) deadline_cv_.notify_one();
 }
 
 void Renewer::remove(const LockState* state) {
@@ -51,7 +59,8 @@ void Renewer::stop() {
         std::lock_guard lk(mu_);
         stopping_ = true;
     }
-    cv_.notify_all();
+    renew_cv_.notify_all();
+    deadline_cv_.notify_all();
     if (renew_thread_.joinable()) renew_thread_.join();
     if (deadline_thread_.joinable()) deadline_thread_.join();
 }
@@ -66,7 +75,9 @@ void Renewer::renew_loop() {
             if (!s->released) next = std::min(next, s->next_renewal);
         }
         if (next > Clock::now()) {
-            cv_.wait_until(lk, next);
+            renew_wakes_at_ = next;
+            renew_cv_.wait_until(lk, next);
+            renew_wakes_at_ = Clock::time_point::min();  // awake: add() need not wake it
             continue;
         }
         // One statement renews every held lock, due or not: renewing early is
@@ -148,7 +159,9 @@ void Renewer::deadline_loop() {
             lk.lock();
             continue;
         }
-        cv_.wait_until(lk, earliest);
+        deadline_wakes_at_ = earliest;
+        deadline_cv_.wait_until(lk, earliest);
+        deadline_wakes_at_ = Clock::time_point::min();
     }
 }
 

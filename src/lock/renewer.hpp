@@ -64,7 +64,12 @@ private:
 
     // guarded by mu_
     mutable std::mutex mu_;
-    std::condition_variable cv_;
+    // One condition variable per thread, and the instant each sleeps until, so
+    // that add() wakes a thread only when the new lock is due before that.
+    std::condition_variable renew_cv_;
+    std::condition_variable deadline_cv_;
+    std::chrono::steady_clock::time_point renew_wakes_at_ = std::chrono::steady_clock::time_point::max();
+    std::chrono::steady_clock::time_point deadline_wakes_at_ = std::chrono::steady_clock::time_point::max();
     bool stopping_ = false;
     bool started_ = false;
     std::uint64_t ticks_ = 0;
