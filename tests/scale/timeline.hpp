@@ -1,0 +1,100 @@
+// The leadership timeline of the contention test, rebuilt from the candidates'
+// files (see contention_node.cpp), and the checks run on it.  All instants are
+// nanoseconds on the steady clock (CLOCK_MONOTONIC, shared by every process).
+#pragma once
+
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace pgelect::test::contention {
+
+struct Interval {
+    int process;
+    std::int64_t token;
+    long long start;
+    long long end;  // LLONG_MAX while open
+};
+
+struct GroupTimeline {
+    std::vector<Interval> intervals;  // sorted by start
+    std::vector<long long> resigns;   // sorted
+};
+
+using Timeline = std::map<std::string, GroupTimeline>;
+
+// Adds one candidate's file to the timeline.  Returns false if a line is malformed.
+inline bool read_file(const std::string& path, int process, Timeline& out) {
+    std::ifstream in(path);
+    std::string kind, group;
+    while (in >> kind >> group) {
+        auto& g = out[group];
+        if (kind == "R") {
+            long long t;
+            if (!(in >> t)) return false;
+            g.resigns.push_back(t);
+        } else if (kind == "B") {
+            std::int64_t token;
+            long long t;
+            if (!(in >> token >> t)) return false;
+            g.intervals.push_back({process, token, t, LLONG_MAX});
+        } else if (kind == "L") {
+            std::int64_t token;
+            long long t;
+            std::string reason;
+            if (!(in >> token >> t >> reason)) return false;
+            // The latest open interval of this process with this token.
+            for (auto it = g.intervals.rbegin(); it != g.intervals.rend(); ++it) {
+                if (it->process == process && it->token == token && it->end == LLONG_MAX) {
+                    it->end = t;
+                    break;
+                }
+            }
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+inline void sort_timeline(Timeline& t) {
+    for (auto& [_, g] : t) {
+        std::sort(g.intervals.begin(), g.intervals.end(),
+                  [](const Interval& a, const Interval& b) { return a.start < b.start; });
+        std::sort(g.resigns.begin(), g.resigns.end());
+    }
+}
+
+// Intervals of one group covering instant t.
+inline int leaders_at(const GroupTimeline& g, long long t) {
+    int n = 0;
+    for (const auto& iv : g.intervals) {
+        if (iv.start > t) break;
+        if (t < iv.end) ++n;
+    }
+    return n;
+}
+
+// Whether a resign of this group happened within `tolerance` before t (or at t).
+inline bool resigned_within(const GroupTimeline& g, long long t, long long tolerance) {
+    auto it = std::upper_bound(g.resigns.begin(), g.resigns.end(), t);
+    return it != g.resigns.begin() && t - *std::prev(it) <= tolerance;
+}
+
+// From each resign to the next interval start in that group (-1 if none followed).
+inline long long worst_resign_to_leader(const GroupTimeline& g) {
+    long long worst = 0;
+    for (long long r : g.resigns) {
+        auto it = std::find_if(g.intervals.begin(), g.intervals.end(),
+                               [&](const Interval& iv) { return iv.start >= r; });
+        if (it == g.intervals.end()) continue;  // the run ended first
+        worst = std::max(worst, it->start - r);
+    }
+    return worst;
+}
+
+}  // namespace pgelect::test::contention
