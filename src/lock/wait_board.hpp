@@ -2,6 +2,8 @@
 // a generation counter; a release (local, or a NOTIFY from another client)
 // bumps it and wakes the waiters.  A waiter reads the generation before it
 // polls the row, so a release between its poll and its wait is never missed.
+// Each name has its own condition variable: a release of one name does not
+// wake the waiters of the others.
 #pragma once
 
 #include <chrono>
@@ -59,8 +61,8 @@ public:
             auto it = entries_.find(name);
             if (it == entries_.end()) return;
             ++it->second.generation;
+            it->second.cv.notify_all();
         }
-        cv_.notify_all();
     }
 
     // `name` changed hands (acquired elsewhere): waiters re-read it.
@@ -70,17 +72,16 @@ public:
             auto it = entries_.find(name);
             if (it == entries_.end()) return;
             ++it->second.changed;
+            it->second.cv.notify_all();
         }
-        cv_.notify_all();
     }
 
     // Wakes everyone, e.g. after the LISTEN connection was re-established.
     void wake_all() {
-        {
-            std::lock_guard lk(mu_);
-            ++all_;
-        }
-        cv_.notify_all();
+        std::lock_guard lk(mu_);
+        ++all_;
+        for (auto& [name, entry] : entries_) entry.cv.notify_all();
+        unregistered_cv_.notify_all();
     }
 
     // Returns when the generation of `name` differs from `seen`, at `deadline`,
@@ -88,7 +89,11 @@ public:
     void wait(const std::string& name, Generation seen, Clock::time_point deadline,
               std::stop_token stop) {
         std::unique_lock lk(mu_);
-        cv_.wait_until(lk, stop, deadline, [&] { return !(generation_locked(name) == seen); });
+        // The entry stays put while its waiter holds a Registration (unordered_map
+        // nodes do not move); waiting without one falls back to a shared variable.
+        auto it = entries_.find(name);
+        auto& cv = it == entries_.end() ? unregistered_cv_ : it->second.cv;
+        cv.wait_until(lk, stop, deadline, [&] { return !(generation_locked(name) == seen); });
     }
 
 private:
@@ -102,9 +107,10 @@ private:
         int waiters = 0;
         std::uint64_t generation = 0;
         std::uint64_t changed = 0;
+        std::condition_variable_any cv;
     };
     std::mutex mu_;
-    std::condition_variable_any cv_;
+    std::condition_variable_any unregistered_cv_;  // waiters without a Registration
     std::unordered_map<std::string, Entry> entries_;  // guarded by mu_
     std::uint64_t all_ = 0;                           // guarded by mu_
 };
