@@ -47,7 +47,8 @@ struct LockObservation {
 // renew deadline.  When renewals fail for that long, when the renewal finds the
 // row taken over, or when release() runs, is_released() turns true and
 // lost_token() fires.  The handle may outlive its LockClient: the client
-// releases the lock when it is destroyed and the handle then reports released.
+// releases the lock when it is destroyed and the handle then reports
+// LossCause::client_closed.
 class Lock {
 public:
     Lock(Lock&&) noexcept;

@@ -79,7 +79,10 @@ std::optional<std::string> bytes(const pqxx::field& f) {
         state == "53000") {
         throw UnavailableError(msg);
     }
-    if (state == "42501") throw FailedPreconditionError(msg);
+    // libpqxx 6 throws insufficient_privilege without its SQLSTATE.
+    if (state == "42501" || dynamic_cast<const pqxx::insufficient_privilege*>(&e) != nullptr) {
+        throw FailedPreconditionError(msg);
+    }
     throw Error(ErrorKind::other, msg);
 }
 
@@ -162,7 +165,7 @@ void ClientCore::shutdown() {
     for (const auto& s : renewer_.held()) {
         if (reachable) {
             try {
-                release(s);
+                release(s, LossCause::client_closed);
             } catch (const UnavailableError&) {
                 reachable = false;  // do not wait out a timeout for every lock
             } catch (const Error&) {
@@ -401,7 +404,7 @@ void ClientCore::heartbeat(const std::shared_ptr<LockState>& s) {
     }
 }
 
-void ClientCore::release(const std::shared_ptr<LockState>& s) {
+void ClientCore::release(const std::shared_ptr<LockState>& s, LossCause cause) {
     std::int64_t token;
     {
         std::lock_guard lk(s->mu);
@@ -430,7 +433,7 @@ void ClientCore::release(const std::shared_ptr<LockState>& s) {
         throw AlreadyReleasedError(context("release", s->name) +
                                    ": already released (taken over or released by someone else)");
     }
-    lose(s, LossCause::released, "released");
+    lose(s, cause, cause == LossCause::released ? "released" : "the lock client was destroyed");
 }
 
 void ClientCore::abandon(const std::shared_ptr<LockState>& s) {

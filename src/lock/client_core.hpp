@@ -42,7 +42,8 @@ public:
     LockInfo get(const std::string& name);
     std::vector<LockInfo> get_all();
     void heartbeat(const std::shared_ptr<LockState>& state);
-    void release(const std::shared_ptr<LockState>& state);
+    // `cause` is what the handle reports once the row is released.
+    void release(const std::shared_ptr<LockState>& state, LossCause cause = LossCause::released);
     void abandon(const std::shared_ptr<LockState>& state);
     void set_data(const std::shared_ptr<LockState>& state, const std::string& data);
 
