@@ -21,6 +21,30 @@ std::string quote_value(const std::string& v) {
     return out + "'";
 }
 
+// Hides every quoted token of a libpq parse error but libpq's own punctuation
+// ("=", "]", ":", "/"): any other token may be (part of) the password.
+std::string hide_quoted(const std::string& msg) {
+    std::string out;
+    std::size_t i = 0;
+    while (i < msg.size()) {
+        const auto open = msg.find('"', i);
+        if (open == std::string::npos) {
+            out.append(msg, i, std::string::npos);
+            break;
+        }
+        out.append(msg, i, open - i + 1);
+        const auto close = msg.find('"', open + 1);
+        const std::string token =
+            msg.substr(open + 1, close == std::string::npos ? std::string::npos : close - open - 1);
+        const bool punctuation =
+            token.size() == 1 && std::string("=]:/").find(token[0]) != std::string::npos;
+        out += (punctuation ? token : "***") + "\"";
+        if (close == std::string::npos) break;
+        i = close + 1;
+    }
+    return out;
+}
+
 std::string seconds_ceil(std::chrono::milliseconds d) {
     return std::to_string((d.count() + 999) / 1000);
 }
@@ -51,8 +75,7 @@ ConnInfo make_conninfo(const std::string& dsn, const ConnDefaults& defaults) {
         // libpq quotes the offending token, which may be (part of) the password:
         // when the string holds one, the token is not repeated.
         static const std::regex secret(R"(password|://[^/@]*:[^/@]*@)", std::regex::icase);
-        static const std::regex quoted(R"("[^"]*"?)");
-        if (std::regex_search(dsn, secret)) msg = std::regex_replace(msg, quoted, "\"***\"");
+        if (std::regex_search(dsn, secret)) msg = hide_quoted(msg);
         throw InvalidArgumentError("invalid connection string \"" + redact_dsn(dsn) + "\": " + msg);
     }
     std::map<std::string, std::string> set;

@@ -6,12 +6,20 @@
 
 namespace pgelect::detail {
 namespace {
-std::string trimmed(std::string s) {
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-    for (auto& c : s) {
-        if (c == '\n') c = ' ';
+// libpq's multi-line messages on one line: a line break and the indentation
+// after it become one space.
+std::string trimmed(const std::string& s) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] != '\n') {
+            out += s[i];
+            continue;
+        }
+        out += ' ';
+        while (i + 1 < s.size() && (s[i + 1] == '\t' || s[i + 1] == ' ')) ++i;
     }
-    return s;
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    return out;
 }
 }  // namespace
 
