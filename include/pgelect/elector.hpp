@@ -128,7 +128,9 @@ public:
     void start();
     // Ends the campaign: resigns (or, without release_on_stop, abandons the
     // lease to expire) if leader, emits lost_leadership, joins the thread.
-    // Bounded by the statement timeout.  Called from a slot it does not join;
+    // Bounded by the statement timeout (or, while a connection is being
+    // opened to an unresponsive server, the connect timeout).  Called from a
+    // slot it does not join;
     // the campaign ends when the slot returns.
     void stop();
     // Gives leadership away at once (followers are woken by NOTIFY).  With a

@@ -1,0 +1,174 @@
+// PostgreSQL at max_connections: while every connection slot is taken, calls
+// that need a new connection fail fast with UnavailableError naming the
+// cause, a client that already has its connections keeps its lock, and an
+// elector keeps retrying and becomes leader once slots are free.
+#include <algorithm>
+#include <iostream>
+#include <sstream>
+
+#include "test_env.hpp"
+
+namespace pgelect::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string server_port() {
+    const char* p = std::getenv("PGPORT");
+    return p ? p : "5432";
+}
+
+int other_client_backends(pqxx::connection& admin) {
+    pqxx::nontransaction tx(admin);
+    return tx
+        .exec1(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+            "AND pid <> pg_backend_pid()")[0]
+        .as<int>();
+}
+
+// Takes every free connection slot of the server and gives them back when
+// destroyed (also when an assertion fails on the way).
+class SlotFiller {
+  public:
+    // Opens connections until the server refuses one; returns its message.
+    std::string fill() {
+        for (;;) {
+            try {
+                held_.push_back(std::make_unique<pqxx::connection>(dsn()));
+            } catch (const pqxx::broken_connection& e) {
+                return e.what();
+            }
+            if (held_.size() > 5000) return "the server never refused a connection";
+        }
+    }
+    void release_all() { held_.clear(); }
+    std::size_t size() const { return held_.size(); }
+
+  private:
+    std::vector<std::unique_ptr<pqxx::connection>> held_;
+};
+
+// Collects what the elector logs to std::cerr.  Swapped only while no elector
+// thread runs; read after they have stopped.
+class CerrCapture {
+  public:
+    CerrCapture() : old_(std::cerr.rdbuf(sink_.rdbuf())) {}
+    ~CerrCapture() { restore(); }
+    void restore() {
+        if (old_ != nullptr) std::cerr.rdbuf(old_);
+        old_ = nullptr;
+    }
+    std::string text() const { return sink_.str(); }
+
+  private:
+    std::ostringstream sink_;
+    std::streambuf* old_;
+};
+
+long ms_since(Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+}
+
+TEST(MaxConnections, ClientsFailFastAndAnElectorLeadsOnceSlotsAreFree) {
+    const std::string table = unique_table("maxconn");
+    auto opts = options_for(table);
+    opts.connect_timeout = 2s;
+    opts.pool_size = 1;
+    LockClient(dsn(), opts).create_table();
+
+    // A holder whose connections are open before the server fills up.
+    std::atomic<int> renewals{0};  // outlives the holder's renewal thread
+    LockClient holder(dsn(), opts);
+    holder.renewal_finished.connect([&](const RenewalReport& r) {
+        if (r.ok) ++renewals;
+    });
+    Lock kept = holder.acquire("kept");
+    ASSERT_TRUE(eventually([&] { return renewals.load() > 0; }));
+
+    {
+        // Connections of earlier tests may still be on their way out.
+        pqxx::connection admin(dsn());
+        ASSERT_TRUE(eventually([&] { return other_client_backends(admin) <= 2; }, 15s, 10ms))
+            << other_client_backends(admin) << " other connections";
+    }
+
+    SlotFiller filler;
+    const auto fill_start = Clock::now();
+    const std::string refusal = filler.fill();
+    std::cout << "  the server refused connection " << filler.size() + 1 << " after "
+              << ms_since(fill_start) << " ms: " << refusal;
+    const std::string full = "connection to server at \"127.0.0.1\", port " + server_port() +
+                             " failed: FATAL:  sorry, too many clients already";
+    ASSERT_EQ(refusal, full + "\n");
+
+    // Calls that need a connection fail at once (well within connect_timeout).
+    LockClient client(dsn(), opts);  // construction never connects
+    const std::string cannot =
+        ": cannot connect to PostgreSQL (dbname=postgres host=127.0.0.1 port=" + server_port() +
+        " user=postgres): " + full;
+    auto unavailable = [&](const std::function<void()>& fn) -> std::string {
+        const auto start = Clock::now();
+        try {
+            fn();
+            ADD_FAILURE() << "did not throw";
+        } catch (const UnavailableError& e) {
+            EXPECT_EQ(e.kind(), ErrorKind::unavailable);
+            EXPECT_LT(Clock::now() - start, opts.connect_timeout) << e.what();
+            return e.what();
+        } catch (const std::exception& e) {
+            ADD_FAILURE() << "threw another exception: " << e.what();
+        }
+        return "";
+    };
+    EXPECT_EQ(unavailable([&] { client.acquire("mc"); }),
+              "acquire lock \"mc\" on table " + table + cannot);
+    EXPECT_EQ(unavailable([&] { client.try_acquire("mc"); }),
+              "acquire lock \"mc\" on table " + table + cannot);
+    EXPECT_EQ(unavailable([&] { client.get("mc"); }),
+              "read lock \"mc\" on table " + table + cannot);
+    EXPECT_EQ(unavailable([&] { client.try_create_table(); }),
+              "create lock table " + table + " if missing" + cannot);
+
+    // An elector started now keeps retrying (and says why) ...
+    CerrCapture log;
+    LockClient elector_client(dsn(), opts);
+    ElectorOptions eo;
+    eo.group = "mc-group";
+    eo.max_backoff = 300ms;
+    Elector elector(elector_client, eo);
+    elector.start();
+    EXPECT_FALSE(elector.wait_for_leadership(1500ms));
+    // ... while the holder, whose connections are open, keeps renewing its lock.
+    const int before = renewals.load();
+    ASSERT_TRUE(eventually([&] { return renewals.load() >= before + 2; }, 5s));
+    EXPECT_FALSE(kept.is_released()) << kept.loss_reason();
+
+    const auto freed = Clock::now();
+    filler.release_all();
+    ASSERT_TRUE(elector.wait_for_leadership(10s));
+    const long took = ms_since(freed);
+    // Within the capped backoff (300 ms) plus connecting and one acquisition.
+    EXPECT_LT(took, 2000) << took << " ms";
+    elector.stop();
+    log.restore();
+    const std::string logged = log.text();
+    const std::string line =
+        "pgelect: campaign for \"mc-group\": acquire lock \"mc-group\" on table " + table + cannot +
+        "\n";
+    EXPECT_NE(logged.find(line), std::string::npos) << logged;
+    std::cout << "  the elector retried " << std::count(logged.begin(), logged.end(), '\n')
+              << " times and led " << took << " ms after the slots were freed\n";
+
+    // Nothing is left half-held: the failed acquisitions left no row, and the
+    // client works now.
+    EXPECT_THROW(client.get("mc"), NotFoundError);
+    client.acquire("mc").release();
+    EXPECT_THROW(client.get("mc"), NotFoundError);
+    EXPECT_FALSE(kept.is_released()) << kept.loss_reason();
+    kept.release();
+    client.drop_table();
+}
+
+}  // namespace
+}  // namespace pgelect::test
