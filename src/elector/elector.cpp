@@ -1,12 +1,12 @@
 #include "pgelect/elector.hpp"
 
 #include <condition_variable>
-#include <iostream>
 #include <mutex>
 #include <random>
 #include <thread>
 
 #include "lock/names.hpp"
+#include "pgelect/log.hpp"
 
 namespace pgelect {
 
@@ -25,7 +25,7 @@ std::string_view to_string(LossReason reason) noexcept {
 namespace detail {
 
 void SafeCombiner::log_slot_error(const char* what) {
-    std::cerr << "pgelect: a signal slot threw: " << what << "\n";
+    log(LogLevel::error, std::string("a signal slot threw: ") + what);
 }
 
 namespace {
@@ -44,6 +44,34 @@ LossReason reason_of(LossCause cause) {
     return LossReason::stopped;
 }
 }  // namespace
+
+// Campaign failures as warnings: the first of a kind at once, then the same
+// message at most once a minute with the number held back, so that an outage
+// of hours does not write a line per retry.
+class FailureLog {
+public:
+    void report(const std::string& group, const std::string& message) {
+        const auto now = Clock::now();
+        if (message == last_ && now - logged_at_ < kRepeatEvery) {
+            ++held_back_;
+            return;
+        }
+        std::string line = "campaign for \"" + group + "\": " + message;
+        if (held_back_ > 0) {
+            line += " (" + std::to_string(held_back_) + " more failures since the last message)";
+        }
+        log(LogLevel::warning, line);
+        last_ = message;
+        logged_at_ = now;
+        held_back_ = 0;
+    }
+
+private:
+    static constexpr auto kRepeatEvery = std::chrono::minutes(1);
+    std::string last_;
+    Clock::time_point logged_at_{};
+    long held_back_ = 0;
+};
 
 // One term: the lease and what the slots were told about it.
 struct Term {
@@ -152,6 +180,7 @@ private:
     void run() {
         auto backoff = std::chrono::milliseconds(100);
         std::mt19937 rng(std::random_device{}());
+        FailureLog failures;
         for (;;) {
             std::stop_token attempt;
             {
@@ -172,7 +201,7 @@ private:
                 continue;  // stop(), or resign() with a cooldown
             } catch (const Error& e) {
                 // Database unreachable or similar: capped, jittered backoff.
-                std::cerr << "pgelect: campaign for \"" << options_.group << "\": " << e.what() << "\n";
+                failures.report(options_.group, e.what());
                 const auto pause = std::chrono::milliseconds(
                     std::uniform_int_distribution<long>(backoff.count() / 2, backoff.count())(rng));
                 backoff = std::min(backoff * 2, std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -184,7 +213,7 @@ private:
             try {
                 lead(std::move(*lock));
             } catch (const std::exception& e) {
-                std::cerr << "pgelect: campaign for \"" << options_.group << "\": " << e.what() << "\n";
+                log(LogLevel::error, "campaign for \"" + options_.group + "\": " + e.what());
             }
         }
     }

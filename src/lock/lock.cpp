@@ -1,9 +1,8 @@
 #include "pgelect/lock.hpp"
 
-#include <iostream>
-
 #include "lock/client_core.hpp"
 #include "pgelect/errors.hpp"
+#include "pgelect/log.hpp"
 
 namespace pgelect {
 
@@ -26,8 +25,8 @@ Lock::~Lock() {
     try {
         core_->release(state_);
     } catch (const std::exception& e) {
-        std::cerr << "pgelect: releasing lock \"" << state_->name << "\" on destruction failed: "
-                  << e.what() << "\n";
+        log(LogLevel::error,
+            "releasing lock \"" + state_->name + "\" on destruction failed: " + e.what());
     }
 }
 

@@ -10,13 +10,13 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
-#include <iostream>
 #include <optional>
 #include <type_traits>
 
 #include "pgelect/elector.hpp"
 #include "pgelect/errors.hpp"
 #include "pgelect/lock_client.hpp"
+#include "pgelect/log.hpp"
 
 namespace pgelect {
 
@@ -268,9 +268,9 @@ auto guarded(std::shared_ptr<detail::GroupMetrics> g, Fn fn) {
         try {
             fn(*g, args...);
         } catch (const std::exception& e) {
-            std::cerr << "pgelect: metrics of group \"" << g->group << "\": " << e.what() << "\n";
+            log(LogLevel::error, "metrics of group \"" + g->group + "\": " + e.what());
         } catch (...) {
-            std::cerr << "pgelect: metrics of group \"" << g->group << "\": unknown exception\n";
+            log(LogLevel::error, "metrics of group \"" + g->group + "\": unknown exception");
         }
     };
 }

@@ -4,8 +4,9 @@
 // elector keeps retrying and becomes leader once slots are free.
 #include <algorithm>
 #include <iostream>
-#include <sstream>
+#include <mutex>
 
+#include "pgelect/log.hpp"
 #include "test_env.hpp"
 
 namespace pgelect::test {
@@ -49,21 +50,26 @@ class SlotFiller {
     std::vector<std::unique_ptr<pqxx::connection>> held_;
 };
 
-// Collects what the elector logs to std::cerr.  Swapped only while no elector
-// thread runs; read after they have stopped.
-class CerrCapture {
+// Collects what pgelect logs, through the log sink, as "<level>: <message>"
+// lines; restores the default sink when done.
+class LogCapture {
   public:
-    CerrCapture() : old_(std::cerr.rdbuf(sink_.rdbuf())) {}
-    ~CerrCapture() { restore(); }
-    void restore() {
-        if (old_ != nullptr) std::cerr.rdbuf(old_);
-        old_ = nullptr;
+    LogCapture() {
+        set_log_sink([this](LogLevel level, std::string_view message) {
+            std::lock_guard lk(mu_);
+            text_ += std::string(to_string(level)) + ": " + std::string(message) + "\n";
+        });
     }
-    std::string text() const { return sink_.str(); }
+    ~LogCapture() { restore(); }
+    void restore() { set_log_sink(nullptr); }
+    std::string text() const {
+        std::lock_guard lk(mu_);
+        return text_;
+    }
 
   private:
-    std::ostringstream sink_;
-    std::streambuf* old_;
+    mutable std::mutex mu_;
+    std::string text_;
 };
 
 long ms_since(Clock::time_point t) {
@@ -131,7 +137,7 @@ TEST(MaxConnections, ClientsFailFastAndAnElectorLeadsOnceSlotsAreFree) {
               "create lock table " + table + " if missing" + cannot);
 
     // An elector started now keeps retrying (and says why) ...
-    CerrCapture log;
+    LogCapture log;
     LockClient elector_client(dsn(), opts);
     ElectorOptions eo;
     eo.group = "mc-group";
@@ -154,11 +160,11 @@ TEST(MaxConnections, ClientsFailFastAndAnElectorLeadsOnceSlotsAreFree) {
     log.restore();
     const std::string logged = log.text();
     const std::string line =
-        "pgelect: campaign for \"mc-group\": acquire lock \"mc-group\" on table " + table + cannot +
+        "warning: campaign for \"mc-group\": acquire lock \"mc-group\" on table " + table + cannot +
         "\n";
     EXPECT_NE(logged.find(line), std::string::npos) << logged;
-    std::cout << "  the elector retried " << std::count(logged.begin(), logged.end(), '\n')
-              << " times and led " << took << " ms after the slots were freed\n";
+    std::cout << "  the elector logged " << std::count(logged.begin(), logged.end(), '\n')
+              << " line(s) and led " << took << " ms after the slots were freed\n";
 
     // Nothing is left half-held: the failed acquisitions left no row, and the
     // client works now.
