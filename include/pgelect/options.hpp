@@ -57,6 +57,8 @@ struct LockClientOptions {
     // dedicated connection each).  Callers beyond this many wait for a free one.
     std::size_t pool_size{4};
     // statement_timeout set on every connection.  Default 5 s; must be positive.
+    // A statement still unanswered 1 s after it has its connection closed
+    // (UnavailableError), so a dead server or network never blocks a call longer.
     Duration statement_timeout{std::chrono::seconds(5)};
     // libpq connect_timeout (whole seconds, minimum 2).  Default 5 s.
     Duration connect_timeout{std::chrono::seconds(5)};

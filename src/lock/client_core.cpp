@@ -86,6 +86,15 @@ std::optional<std::string> bytes(const pqxx::field& f) {
     throw Error(ErrorKind::other, msg);
 }
 
+// How long after the statement timeout a silent connection is cut off (the
+// server answers a timed-out statement with an error well within this).
+constexpr std::chrono::milliseconds kStatementGrace{1000};
+
+std::chrono::milliseconds statement_limit(const LockClientOptions& o) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(o.statement_timeout) +
+           kStatementGrace;
+}
+
 }  // namespace
 
 template <class Tx, class Fn>
@@ -98,7 +107,16 @@ auto ClientCore::run(ConnectionPool& pool, const std::string& ctx, Fn&& fn) {
             Tx tx(*conn);
             return fn(tx);
         } catch (const pqxx::broken_connection& e) {
+            const bool cut_off = conn.cut_off();
             conn.discard();
+            if (cut_off) {
+                // The server did not answer in time: another try would only wait again.
+                throw UnavailableError(ctx + ": no answer from PostgreSQL within " +
+                                       std::to_string(statement_limit(options_).count()) +
+                                       " ms (the statement timeout plus " +
+                                       std::to_string(kStatementGrace.count()) +
+                                       " ms); the connection was closed");
+            }
             // A pooled connection may have died while idle (server restart):
             // one fresh connection gets one more try.
             if (!reconnected) {
@@ -143,8 +161,10 @@ ClientCore::ClientCore(const std::string& dsn, LockClientOptions options)
       channel_(table_.channel()),
       conninfo_(make_conninfo(dsn, ConnDefaults{options_.connect_timeout, options_.statement_timeout,
                                                 options_.timing.renew_deadline, "pgelect"})),
-      pool_(conninfo_, options_.pool_size, [this](pqxx::connection& c) { sql_.prepare_on(c); }),
-      renew_pool_(conninfo_, 1, [this](pqxx::connection& c) { sql_.prepare_on(c); }),
+      pool_(conninfo_, options_.pool_size, [this](pqxx::connection& c) { sql_.prepare_on(c); },
+            &watchdog_, statement_limit(options_)),
+      renew_pool_(conninfo_, 1, [this](pqxx::connection& c) { sql_.prepare_on(c); }, &watchdog_,
+                  statement_limit(options_)),
       listener_(
           conninfo_, channel_, [this](const std::string& payload) { on_notification(payload); },
           [this] { board_.wake_all(); }),

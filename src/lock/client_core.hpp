@@ -20,6 +20,7 @@
 #include "pg/conninfo.hpp"
 #include "pg/listener.hpp"
 #include "pg/pool.hpp"
+#include "pg/watchdog.hpp"
 #include "pgelect/lock.hpp"
 #include "pgelect/lock_client.hpp"
 #include "pgelect/options.hpp"
@@ -95,6 +96,7 @@ private:
     const std::string channel_;
     const ConnInfo conninfo_;
 
+    StatementWatchdog watchdog_;  // before the pools: they use it until destroyed
     ConnectionPool pool_;        // acquire / release / reads
     ConnectionPool renew_pool_;  // the renewal thread's own connection
     ObservationTracker tracker_;

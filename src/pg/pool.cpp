@@ -2,6 +2,8 @@
 
 #include <pqxx/except>
 
+#include <utility>
+
 #include "pgelect/errors.hpp"
 
 namespace pgelect::detail {
@@ -23,13 +25,52 @@ std::string trimmed(const std::string& s) {
 }
 }  // namespace
 
+ConnectionPool::Handle::Handle(ConnectionPool* pool, std::unique_ptr<pqxx::connection> conn)
+    : pool_(pool), conn_(std::move(conn)) {
+    if (pool_->watchdog_ != nullptr && conn_) {
+        ticket_ = pool_->watchdog_->arm(conn_->sock(),
+                                        StatementWatchdog::Clock::now() + pool_->statement_limit_);
+    }
+}
+
+ConnectionPool::Handle::Handle(Handle&& other) noexcept
+    : pool_(std::exchange(other.pool_, nullptr)),
+      conn_(std::move(other.conn_)),
+      ticket_(std::exchange(other.ticket_, 0)),
+      cut_off_(other.cut_off_) {}
+
 ConnectionPool::Handle::~Handle() {
-    if (pool_ != nullptr) pool_->give_back(std::move(conn_));
+    if (pool_ == nullptr) return;
+    stop_watch();
+    if (cut_off_) conn_.reset();  // its socket is shut down: never reuse it
+    pool_->give_back(std::move(conn_));
+}
+
+void ConnectionPool::Handle::stop_watch() {
+    if (ticket_ == 0) return;
+    if (pool_->watchdog_->disarm(ticket_)) cut_off_ = true;
+    ticket_ = 0;
+}
+
+void ConnectionPool::Handle::discard() {
+    stop_watch();  // before the socket closes (and its number can be reused)
+    conn_.reset();
+}
+
+bool ConnectionPool::Handle::cut_off() {
+    stop_watch();
+    return cut_off_;
 }
 
 ConnectionPool::ConnectionPool(ConnInfo info, std::size_t size,
-                               std::function<void(pqxx::connection&)> setup)
-    : info_(std::move(info)), size_(size), setup_(std::move(setup)) {}
+                               std::function<void(pqxx::connection&)> setup,
+                               StatementWatchdog* watchdog,
+                               std::chrono::milliseconds statement_limit)
+    : info_(std::move(info)),
+      size_(size),
+      setup_(std::move(setup)),
+      watchdog_(watchdog),
+      statement_limit_(statement_limit) {}
 
 ConnectionPool::~ConnectionPool() = default;
 

@@ -3,6 +3,7 @@
 // and replaced by a fresh connection on the next borrow.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <cstddef>
@@ -14,32 +15,46 @@
 #include <pqxx/connection>
 
 #include "pg/conninfo.hpp"
+#include "pg/watchdog.hpp"
 
 namespace pgelect::detail {
 
 class ConnectionPool {
 public:
+    // A borrowed connection, watched by the pool's watchdog (if any) until it
+    // is given back.
     class Handle {
     public:
-        Handle(ConnectionPool* pool, std::unique_ptr<pqxx::connection> conn)
-            : pool_(pool), conn_(std::move(conn)) {}
-        Handle(Handle&& other) noexcept = default;
+        Handle(ConnectionPool* pool, std::unique_ptr<pqxx::connection> conn);
+        Handle(Handle&& other) noexcept;
         Handle& operator=(Handle&&) = delete;
         ~Handle();
         pqxx::connection& operator*() { return *conn_; }
         pqxx::connection* operator->() { return conn_.get(); }
         // The connection is broken or in an unknown state: close it instead of reusing it.
-        void discard() { conn_.reset(); }
+        void discard();
+        // True if the watchdog shut the connection down because its statement
+        // went unanswered past the pool's statement limit.  Stops the watch.
+        bool cut_off();
 
     private:
+        void stop_watch();
+
         ConnectionPool* pool_;
         std::unique_ptr<pqxx::connection> conn_;
+        StatementWatchdog::Ticket ticket_ = 0;
+        bool cut_off_ = false;
     };
 
     // Thread safety: all methods may be called from any thread.  `setup` runs
-    // on every new connection (e.g. to register prepared statements).
+    // on every new connection (e.g. to register prepared statements).  With a
+    // `watchdog`, a borrowed connection is shut down once it has been borrowed
+    // for longer than `statement_limit` (see StatementWatchdog); the watchdog
+    // must outlive the pool.
     ConnectionPool(ConnInfo info, std::size_t size,
-                   std::function<void(pqxx::connection&)> setup = {});
+                   std::function<void(pqxx::connection&)> setup = {},
+                   StatementWatchdog* watchdog = nullptr,
+                   std::chrono::milliseconds statement_limit = {});
     ~ConnectionPool();
 
     // Waits for a free slot, reusing an idle connection or opening a new one.
@@ -61,6 +76,8 @@ private:
     const ConnInfo info_;
     const std::size_t size_;
     const std::function<void(pqxx::connection&)> setup_;
+    StatementWatchdog* const watchdog_;
+    const std::chrono::milliseconds statement_limit_;
 
     // guarded by mu_
     mutable std::mutex mu_;
