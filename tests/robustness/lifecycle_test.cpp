@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -21,6 +22,7 @@
 #include <random>
 #include <sstream>
 
+#include "pgelect/log.hpp"
 #include "pgelect/service.hpp"
 #include "test_env.hpp"
 
@@ -97,19 +99,20 @@ void pg_ctl(const std::string& args) {
     ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
 }
 
-// The elector logs every failed campaign attempt to std::cerr; thousands of
-// them while the database is unreachable would bury the test's own output.
-// Swapped only while no elector thread runs.
-class QuietCerr {
+// Electors log failed campaign attempts; thousands of electors failing while
+// the database is unreachable would bury the test's own output.  The messages
+// are counted instead (the sink is called from many threads at once).
+class QuietLog {
   public:
-    QuietCerr() : old_(std::cerr.rdbuf(sink_.rdbuf())) {}
-    ~QuietCerr() { std::cerr.rdbuf(old_); }
-    QuietCerr(const QuietCerr&) = delete;
-    QuietCerr& operator=(const QuietCerr&) = delete;
+    QuietLog() {
+        set_log_sink([this](LogLevel, std::string_view) { ++messages_; });
+    }
+    ~QuietLog() { set_log_sink(nullptr); }
+    QuietLog(const QuietLog&) = delete;
+    QuietLog& operator=(const QuietLog&) = delete;
 
   private:
-    std::ostringstream sink_;
-    std::streambuf* old_;
+    std::atomic<long> messages_{0};
 };
 
 // The administrator's view of the server, on its own connection (reopened
@@ -441,7 +444,7 @@ TEST_F(Lifecycle, DatabaseUnreachable) {
     auto opts = cheap_options(table_);
     Destroyer dl("LockClient, database unreachable"), de("Elector, database unreachable"),
         ds("ElectionService, database unreachable");
-    QuietCerr quiet;
+    QuietLog quiet;
     for (int i = 0; i < kIterations; ++i) {
         auto client = std::make_unique<LockClient>(bad, opts);
         EXPECT_THROW(client->acquire("down-" + std::to_string(i % 3)), UnavailableError);
@@ -519,7 +522,7 @@ TEST_F(Lifecycle, DatabaseStopped) {
     names.erase(std::unique(names.begin(), names.end()), names.end());
 
     {
-        QuietCerr quiet;
+        QuietLog quiet;
         admin_.disconnect();
         pg_ctl("stop fast");
         const auto down = Clock::now();
