@@ -13,6 +13,7 @@
 #include <future>
 
 #include "pgelect/service.hpp"
+#include "ports.hpp"
 #include "test_env.hpp"
 
 namespace pgelect::test {
@@ -45,23 +46,6 @@ const std::string kTableRule =
     "most 57 characters)";
 
 // A local TCP port nothing listens on.
-int closed_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    ::close(fd);
-    return ntohs(addr.sin_port);
-}
-
-std::string server_port() {
-    const char* p = std::getenv("PGPORT");
-    return p ? p : "5432";
-}
-
 class TempFile {
   public:
     explicit TempFile(const std::string& text) {
@@ -362,10 +346,10 @@ TEST_F(BadInput, ServiceConfigBuiltInCode) {
 
 TEST(BadInputConfig, MetricsPortInUse) {
     Config c = config_for("locks");
-    c.metrics.listen = "127.0.0.1:" + server_port();  // PostgreSQL listens there
+    c.metrics.listen = "127.0.0.1:" + std::to_string(server_port());  // PostgreSQL listens there
     EXPECT_EQ(
         error_of<UnavailableError>([&] { ElectionService{c}; }, ErrorKind::unavailable),
-        "metrics: cannot listen on 127.0.0.1:" + server_port() +
+        "metrics: cannot listen on 127.0.0.1:" + std::to_string(server_port()) +
             ": null context when constructing CivetServer. Possible problem binding to port.");
 }
 
@@ -488,8 +472,8 @@ class PasswordRule {
 
 std::string dsn_as(const std::string& user, const std::string& password,
                    const std::string& dbname = "postgres") {
-    return "host=127.0.0.1 port=" + server_port() + " user=" + user + " password=" + password +
-           " dbname=" + dbname;
+    return "host=127.0.0.1 port=" + std::to_string(server_port()) + " user=" + user +
+           " password=" + password + " dbname=" + dbname;
 }
 
 TEST(BadInputDsn, WrongPasswordIsRefusedAndNotShown) {
@@ -507,13 +491,13 @@ TEST(BadInputDsn, WrongPasswordIsRefusedAndNotShown) {
     LockClient client(dsn_as(role.name(), "wrong-password"), options_for("locks"));
     const std::string msg =
         error_of<UnavailableError>([&] { client.acquire("job"); }, ErrorKind::unavailable);
-    EXPECT_EQ(msg,
-              "acquire lock \"job\" on table locks: cannot connect to PostgreSQL (dbname=postgres "
-              "host=127.0.0.1 port=" +
-                  server_port() + " user=" + role.name() +
-                  "): connection to server at \"127.0.0.1\", port " + server_port() +
-                  " failed: FATAL:  password authentication failed for user \"" + role.name() +
-                  "\"");
+    EXPECT_EQ(
+        msg,
+        "acquire lock \"job\" on table locks: cannot connect to PostgreSQL (dbname=postgres "
+        "host=127.0.0.1 port=" +
+            std::to_string(server_port()) + " user=" + role.name() +
+            "): connection to server at \"127.0.0.1\", port " + std::to_string(server_port()) +
+            " failed: FATAL:  password authentication failed for user \"" + role.name() + "\"");
     EXPECT_EQ(msg.find("wrong-password"), std::string::npos);
     // The right one is accepted.
     EXPECT_NO_THROW(pqxx::connection(dsn_as(role.name(), "right-password")));
@@ -525,10 +509,11 @@ TEST(BadInputDsn, UnknownDatabase) {
         error_of<UnavailableError>([&] { client.acquire("job"); }, ErrorKind::unavailable),
         "acquire lock \"job\" on table locks: cannot connect to PostgreSQL (dbname=no_such_db "
         "host=127.0.0.1 port=" +
-            server_port() +
+            std::to_string(server_port()) +
             " user=postgres): connection to server at "
             "\"127.0.0.1\", port " +
-            server_port() + " failed: FATAL:  database \"no_such_db\" does not exist");
+            std::to_string(server_port()) +
+            " failed: FATAL:  database \"no_such_db\" does not exist");
 }
 
 // ---- database state ---------------------------------------------------------

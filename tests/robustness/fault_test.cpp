@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <future>
 
+#include "ports.hpp"
 #include "tcp_proxy.hpp"
 #include "test_env.hpp"
 
@@ -12,11 +13,6 @@ namespace pgelect::test {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-int server_port() {
-    const char* p = std::getenv("PGPORT");
-    return p ? std::atoi(p) : 5432;
-}
 
 void pg_ctl(const std::string& args) {
     const char* ctl = std::getenv("PGELECT_PG_CTL");

@@ -24,6 +24,7 @@
 
 #include "pgelect/log.hpp"
 #include "pgelect/service.hpp"
+#include "ports.hpp"
 #include "test_env.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -71,22 +72,6 @@ std::size_t rss_kib() {
 }
 
 // A local TCP port nothing listens on: connecting is refused at once.
-int closed_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-        ::close(fd);
-        ADD_FAILURE() << "cannot find a free local port";
-        return 1;
-    }
-    ::close(fd);  // bound but never listening: now closed
-    return ntohs(addr.sin_port);
-}
-
 std::string unreachable_dsn() {
     return "host=127.0.0.1 port=" + std::to_string(closed_port()) +
            " user=postgres dbname=postgres connect_timeout=2";

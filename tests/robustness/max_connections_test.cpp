@@ -7,17 +7,13 @@
 #include <mutex>
 
 #include "pgelect/log.hpp"
+#include "ports.hpp"
 #include "test_env.hpp"
 
 namespace pgelect::test {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string server_port() {
-    const char* p = std::getenv("PGPORT");
-    return p ? p : "5432";
-}
 
 int other_client_backends(pqxx::connection& admin) {
     pqxx::nontransaction tx(admin);
@@ -104,15 +100,16 @@ TEST(MaxConnections, ClientsFailFastAndAnElectorLeadsOnceSlotsAreFree) {
     const std::string refusal = filler.fill();
     std::cout << "  the server refused connection " << filler.size() + 1 << " after "
               << ms_since(fill_start) << " ms: " << refusal;
-    const std::string full = "connection to server at \"127.0.0.1\", port " + server_port() +
+    const std::string full = "connection to server at \"127.0.0.1\", port " +
+                             std::to_string(server_port()) +
                              " failed: FATAL:  sorry, too many clients already";
     ASSERT_EQ(refusal, full + "\n");
 
     // Calls that need a connection fail at once (well within connect_timeout).
     LockClient client(dsn(), opts);  // construction never connects
     const std::string cannot =
-        ": cannot connect to PostgreSQL (dbname=postgres host=127.0.0.1 port=" + server_port() +
-        " user=postgres): " + full;
+        ": cannot connect to PostgreSQL (dbname=postgres host=127.0.0.1 port=" +
+        std::to_string(server_port()) + " user=postgres): " + full;
     auto unavailable = [&](const std::function<void()>& fn) -> std::string {
         const auto start = Clock::now();
         try {

@@ -18,6 +18,7 @@
 #include "pgelect/elector.hpp"
 #include "pgelect/errors.hpp"
 #include "pgelect/lock_client.hpp"
+#include "ports.hpp"
 #include "tcp_proxy.hpp"
 #include "test_env.hpp"
 
@@ -39,11 +40,6 @@ LeaseTiming slow_enough_timing() {
     t.heartbeat_interval = 500ms;
     t.retry_interval = 100ms;
     return t;
-}
-
-int server_port() {
-    const char* p = std::getenv("PGPORT");
-    return p ? std::atoi(p) : 5432;
 }
 
 std::string through(const TcpProxy& proxy) {

@@ -1,9 +1,7 @@
 // The log sink: routing, restoring the default, failing sinks, and the
 // elector's collapsing of repeated campaign failures.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
+
+#include "pgelect/log.hpp"
 
 #include <gtest/gtest.h>
 
@@ -16,7 +14,7 @@
 
 #include "pgelect/elector.hpp"
 #include "pgelect/lock_client.hpp"
-#include "pgelect/log.hpp"
+#include "ports.hpp"
 
 namespace pgelect {
 namespace {
@@ -28,7 +26,7 @@ struct Captured {
 
 // Collects messages while alive; restores the default sink on destruction.
 class CapturingSink {
-public:
+  public:
     CapturingSink() {
         set_log_sink([this](LogLevel level, std::string_view message) {
             std::lock_guard lk(mu_);
@@ -41,23 +39,10 @@ public:
         return messages_;
     }
 
-private:
+  private:
     mutable std::mutex mu_;
     std::vector<Captured> messages_;
 };
-
-// A local port that refuses connections: bound once, then closed.
-int closed_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    ::close(fd);
-    return ntohs(addr.sin_port);
-}
 
 TEST(Log, MessagesGoToTheSinkWithTheirLevel) {
     CapturingSink sink;
@@ -126,7 +111,7 @@ TEST(Log, AThrowingSlotIsLoggedAsAnError) {
 TEST(Log, RepeatedCampaignFailuresAreLoggedOnce) {
     CapturingSink sink;
     LockClientOptions o;  // table "locks"
-    LockClient client("host=127.0.0.1 port=" + std::to_string(closed_port()) +
+    LockClient client("host=127.0.0.1 port=" + std::to_string(test::closed_port()) +
                           " dbname=d user=u connect_timeout=2",
                       o);
     std::atomic<int> failed{0};
