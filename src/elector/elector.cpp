@@ -79,6 +79,11 @@ struct Term {
     Lock lock;
     Leadership leadership;
     std::stop_source ended;  // leadership.stop_token
+    bool resign_requested = false;  // guarded by ElectorImpl::mu_: resign() of this term
+
+    // The one answer to "do I lead?": false once the term was ended (resign,
+    // stop, loss) or the lease is past its renew deadline, and never true again.
+    bool believed() const { return !ended.stop_requested() && !lock.is_released(); }
 };
 
 class ElectorImpl {
@@ -106,42 +111,54 @@ public:
     }
 
     void stop() {
+        std::shared_ptr<Term> term;
         {
             std::lock_guard lk(mu_);
             stopping_ = true;
             attempt_stop_.request_stop();
+            term = term_;
         }
+        // Belief ends here, before the campaign thread gives the lease up.
+        if (term) term->ended.request_stop();
         cv_.notify_all();
         if (thread_.joinable() && std::this_thread::get_id() != thread_.get_id()) thread_.join();
     }
 
     void resign(Duration cooldown) {
+        std::shared_ptr<Term> term;
         {
             std::lock_guard lk(mu_);
             if (cooldown > Duration::zero()) {
-                cooldown_until_ = Clock::now() + cooldown;
+                cooldown_until_ = std::max(cooldown_until_, Clock::now() + cooldown);
                 attempt_stop_.request_stop();  // a follower stops campaigning too
             }
-            if (term_) resign_requested_ = true;
+            // Only the term running now: a resign that arrives while that term
+            // is being released must not end the next one.
+            if (term_ && !term_->ended.stop_requested()) {
+                term_->resign_requested = true;
+                term = term_;
+            }
         }
+        // Belief ends here, before the campaign thread sends the release.
+        if (term) term->ended.request_stop();
         cv_.notify_all();
     }
 
     bool is_leader() const {
         std::lock_guard lk(mu_);
-        return term_ && !term_->lock.is_released() && !term_->ended.stop_requested();
+        return term_ && term_->believed();
     }
 
     std::optional<Leadership> leadership() const {
         std::lock_guard lk(mu_);
-        if (!term_ || term_->lock.is_released()) return std::nullopt;
+        if (!term_ || !term_->believed()) return std::nullopt;
         return term_->leadership;
     }
 
     bool wait_for_leadership(Duration timeout) const {
         std::unique_lock lk(mu_);
-        cv_.wait_for(lk, timeout, [&] { return term_ && !term_->lock.is_released(); });
-        return term_ && !term_->lock.is_released();
+        cv_.wait_for(lk, timeout, [&] { return term_ && term_->believed(); });
+        return term_ && term_->believed();
     }
 
     std::optional<LeaderInfo> leader() const {
@@ -161,14 +178,16 @@ public:
             std::lock_guard lk(mu_);
             data_ = data;
             term = term_;
+            // A waiting campaign restarts, so the term it wins carries the new data.
+            if (!term) attempt_stop_.request_stop();
         }
-        if (term && !term->lock.is_released()) term->lock.set_data(data);
+        if (term && term->believed()) term->lock.set_data(data);
     }
 
     bool healthy() const {
         std::lock_guard lk(mu_);
         if (!term_) return true;
-        if (timing_.heartbeat_interval.count() == 0) return !term_->lock.is_released();
+        if (timing_.heartbeat_interval.count() == 0) return term_->believed();
         const auto last_renewal = term_->lock.valid_until() - timing_.renew_deadline;
         return Clock::now() - last_renewal <= 2 * timing_.heartbeat_interval;
     }
@@ -194,11 +213,14 @@ private:
                 attempt = attempt_stop_.get_token();
             }
             std::optional<Lock> lock;
+            std::string data;
             try {
-                lock.emplace(client_.acquire(options_.group, acquire_options(), attempt));
+                auto options = acquire_options();
+                data = options.data.value_or("");
+                lock.emplace(client_.acquire(options_.group, options, attempt));
                 backoff = std::chrono::milliseconds(100);
             } catch (const NotAcquiredError&) {
-                continue;  // stop(), or resign() with a cooldown
+                continue;  // stop(), resign() with a cooldown, or set_data()
             } catch (const Error& e) {
                 // Database unreachable or similar: capped, jittered backoff.
                 failures.report(options_.group, e.what());
@@ -211,7 +233,7 @@ private:
                 continue;
             }
             try {
-                lead(std::move(*lock));
+                lead(std::move(*lock), data);
             } catch (const std::exception& e) {
                 log(LogLevel::error, "campaign for \"" + options_.group + "\": " + e.what());
             }
@@ -251,7 +273,26 @@ private:
         self_.leader_changed(info);
     }
 
-    void lead(Lock lock) {
+    // Gives up a lease whose term was never announced (stop() or resign()
+    // came first): no signal, since lost_leadership pairs with become_leader.
+    void give_up_unannounced(Term& term) {
+        term.ended.request_stop();
+        bool resigned = false;
+        {
+            std::lock_guard lk(mu_);
+            resigned = term.resign_requested;
+        }
+        try {
+            if (options_.release_on_stop || resigned) {
+                term.lock.release();
+            } else {
+                term.lock.abandon();
+            }
+        } catch (const Error&) {
+        }
+    }
+
+    void lead(Lock lock, const std::string& attempt_data) {
         Leadership info;
         info.group = options_.group;
         info.identity = identity_;
@@ -266,25 +307,42 @@ private:
             { std::lock_guard lk(mu_); }  // the campaign thread is either waiting or will see it
             cv_.notify_all();
         });
+        std::string data;
         {
             std::lock_guard lk(mu_);
             term_ = term;
+            data = data_;
         }
         cv_.notify_all();
+        if (data != attempt_data) {
+            // set_data() ran between the attempt and the win.
+            try {
+                term->lock.set_data(data);
+            } catch (const Error&) {
+            }
+        }
 
         observed_ = std::make_pair(identity_, info.fencing_token);
         observed_valid_ = true;
         self_.leader_changed(LeaderInfo{identity_, term->lock.data(), info.fencing_token, info.acquired_at});
+        // become_leader only for a live term: not after stop(), resign() or a loss.
+        if (!live(*term)) {
+            give_up_unannounced(*term);
+            std::lock_guard lk(mu_);
+            term_.reset();
+            observed_valid_ = false;
+            stand_aside_after_resign(*term);
+            return;
+        }
         self_.become_leader(term->leadership);
 
         bool resigned = false;
         {
             std::unique_lock lk(mu_);
             cv_.wait(lk, [&] {
-                return stopping_ || resign_requested_ || term->ended.stop_requested();
+                return stopping_ || term->resign_requested || !term->believed();
             });
-            resigned = resign_requested_;
-            resign_requested_ = false;
+            resigned = term->resign_requested;
         }
         LossInfo loss;
         loss.group = options_.group;
@@ -315,9 +373,24 @@ private:
         {
             std::lock_guard lk(mu_);
             term_.reset();
+            stand_aside_after_resign(*term);
         }
         observed_valid_ = false;
         self_.lost_leadership(loss);
+    }
+
+    bool live(const Term& term) const {
+        std::lock_guard lk(mu_);
+        return !stopping_ && !term.resign_requested && term.believed();
+    }
+
+    // After a resign without a cooldown the resigner waits two poll intervals
+    // before campaigning again, so a waiting follower (woken by NOTIFY, or by
+    // its next poll) takes the lease instead of the resigner winning it back.
+    // Called with mu_ held.
+    void stand_aside_after_resign(const Term& term) {
+        if (!term.resign_requested) return;
+        cooldown_until_ = std::max(cooldown_until_, Clock::now() + 2 * timing_.retry_interval);
     }
 
     // constant after construction
@@ -337,7 +410,6 @@ private:
     std::string data_;
     bool started_ = false;
     bool stopping_ = false;
-    bool resign_requested_ = false;
     Clock::time_point cooldown_until_{};
     std::stop_source attempt_stop_;
     std::shared_ptr<Term> term_;

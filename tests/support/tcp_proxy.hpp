@@ -1,6 +1,7 @@
 // A tiny TCP proxy for fault tests: forwards 127.0.0.1:<port()> to a target
 // port, and can black-hole the traffic (bytes stop flowing both ways, sockets
-// stay open) and restore it, like a network partition that heals.
+// stay open) and restore it, like a network partition that heals, or hold
+// back only the server's replies (requests still arrive and are executed).
 #pragma once
 
 #include <arpa/inet.h>
@@ -47,6 +48,9 @@ public:
     }
     int port() const { return port_; }
     void blackhole(bool on) { blackholed_ = on; }
+    // One-way fault: what clients send still reaches the server, its replies
+    // wait in the socket buffers until this is turned off again.
+    void hold_replies(bool on) { replies_held_ = on; }
 
 private:
     struct Pair {
@@ -59,9 +63,10 @@ private:
         while (!stop_) {
             std::vector<pollfd> fds{{listen_fd_, POLLIN, 0}};
             const bool forward = !blackholed_;
+            const bool replies = forward && !replies_held_;
             for (auto& p : pairs_) {
                 fds.push_back({p.client, static_cast<short>(forward ? POLLIN : 0), 0});
-                fds.push_back({p.server, static_cast<short>(forward ? POLLIN : 0), 0});
+                fds.push_back({p.server, static_cast<short>(replies ? POLLIN : 0), 0});
             }
             if (::poll(fds.data(), fds.size(), 20) <= 0) continue;
             const std::size_t polled = pairs_.size();  // accept_one() may add one
@@ -110,6 +115,7 @@ private:
     int port_ = 0;
     std::atomic<bool> stop_{false};
     std::atomic<bool> blackholed_{false};
+    std::atomic<bool> replies_held_{false};
     std::vector<Pair> pairs_;  // owned by the proxy thread
     std::thread thread_;
 };
