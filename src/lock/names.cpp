@@ -67,6 +67,8 @@ std::string TableName::sequence_literal(const char* suffix) const {
     return "'" + quoted_sequence(suffix) + "'";
 }
 
+std::string TableName::regclass_literal() const { return "'" + quoted() + "'"; }
+
 std::string TableName::channel() const {
     std::uint64_t h = 1469598103934665603ULL;  // FNV-1a: stable across processes and versions
     // "public.locks" and "locks" name the same table under the default search_path.

@@ -15,6 +15,7 @@ struct TableName {
     std::string quoted() const;                       // "ops"."locks"
     std::string quoted_sequence(const char* suffix) const;  // "ops"."locks_rvn"
     std::string sequence_literal(const char* suffix) const; // '"ops"."locks_rvn"' (for nextval)
+    std::string regclass_literal() const;                   // '"ops"."locks"' (for ::regclass)
     // NOTIFY channel shared by every client of this table ("pgelect_" + 16 hex digits).
     std::string channel() const;
 };

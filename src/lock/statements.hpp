@@ -24,13 +24,18 @@ struct Statements {
     // Returns no row if the lock is held; else record_version_number, data,
     // fencing_token, pg_notify's void.
     std::string acquire;
+    // $1 the quoted table name.  Returns the schema and name the server
+    // resolves it to (search_path applied), or no row if there is no such table.
+    std::string resolve_table;
     // $1 name.  Returns record_version_number, owner, fencing_token.  Read-only.
     std::string poll;
     // $1 name, $2 fencing token, $3 owner, $4 channel.  One row if released.
     std::string release_delete;
     std::string release_keep;
     // $1 names (text[]), $2 fencing tokens (bigint[]), $3 owners (text[]).
-    // Returns name, record_version_number for every lock still held.
+    // Returns name, fencing_token, record_version_number for every lock still
+    // held by that acquisition; the version is NULL when the row was locked by
+    // another transaction and skipped (outcome unknown for that lock).
     std::string renew;
     // $1 name, $2 fencing token, $3 owner, $4 data.  One row if still held.
     std::string set_data;

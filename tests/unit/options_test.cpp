@@ -245,3 +245,37 @@ TEST(LockClientConstruction, DefaultOwnersAreUnique) {
 }
 
 }  // namespace
+
+namespace {
+
+// A renewal whose reply is lost must be retried, and answered, before the renew deadline.
+TEST(Options, RenewalMustFitTheRenewDeadlineWithARetry) {
+    LockClientOptions o;
+    EXPECT_NO_THROW(validate_options(o));  // 2 s + 4 s + 1 s + 0.5 s < 10 s
+    o.timing = timing(1000ms, 700ms, 200ms, 50ms);
+    EXPECT_NO_THROW(validate_options(o));  // derived: 200 + 250 + 125 + 50 < 700
+
+    o.renewal_timeout = 400ms;  // 200 + 400 + 200 + 50 >= 700
+    const std::string msg = message_of<InvalidArgumentError>([&] { validate_options(o); });
+    EXPECT_TRUE(contains(msg, "renew_deadline (700ms)"));
+    EXPECT_TRUE(contains(msg, "renewal statement timeout (400ms)"));
+    EXPECT_TRUE(contains(msg, "lower renewal_timeout"));
+
+    LockClientOptions close;
+    close.timing = timing(15s, 2100ms, 2000ms);  // no room for a retry after one heartbeat
+    const std::string msg2 = message_of<InvalidArgumentError>([&] { validate_options(close); });
+    EXPECT_TRUE(contains(msg2, "leaves no time to retry"));
+    EXPECT_TRUE(contains(msg2, "heartbeat_interval"));
+
+    LockClientOptions negative;
+    negative.renewal_timeout = -1ms;
+    EXPECT_THROW(validate_options(negative), InvalidArgumentError);
+}
+
+TEST(Options, ManualHeartbeatsAreNotHeldToTheRenewalRule) {
+    LockClientOptions o;
+    o.timing = timing(15s, 10s, 0ms);
+    EXPECT_NO_THROW(validate_options(o));
+}
+
+}  // namespace
