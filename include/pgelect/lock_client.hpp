@@ -21,6 +21,7 @@ namespace pgelect {
 
 namespace detail {
 class ClientCore;
+struct ClientFactory;
 }
 
 // One renewal statement (all held locks of a client, or one manual heartbeat).
@@ -97,6 +98,10 @@ public:
     const std::string& owner() const;
 
 private:
+    friend struct detail::ClientFactory;  // builds clients over other stores (tests)
+    explicit LockClient(std::shared_ptr<detail::ClientCore> core);
+    void connect_hooks();
+
     std::shared_ptr<detail::ClientCore> core_;
 };
 

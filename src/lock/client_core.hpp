@@ -1,4 +1,6 @@
-// The implementation behind LockClient and Lock.
+// The implementation behind LockClient and Lock: the lease protocol (when to
+// try, poll, renew, give up) over an injected LockStore and Clock.  It never
+// talks to the database itself.
 #pragma once
 
 #include <atomic>
@@ -9,18 +11,13 @@
 #include <string>
 #include <vector>
 
-#include <pqxx/nontransaction>
-
+#include "lock/clock.hpp"
 #include "lock/lock_state.hpp"
 #include "lock/names.hpp"
 #include "lock/renewer.hpp"
-#include "lock/statements.hpp"
+#include "lock/store.hpp"
 #include "lock/tracker.hpp"
 #include "lock/wait_board.hpp"
-#include "pg/conninfo.hpp"
-#include "pg/listener.hpp"
-#include "pg/pool.hpp"
-#include "pg/watchdog.hpp"
 #include "pgelect/lock.hpp"
 #include "pgelect/lock_client.hpp"
 #include "pgelect/options.hpp"
@@ -29,7 +26,9 @@ namespace pgelect::detail {
 
 class ClientCore : public std::enable_shared_from_this<ClientCore> {
 public:
-    ClientCore(const std::string& dsn, LockClientOptions options);
+    // Throws InvalidArgumentError for bad options.
+    ClientCore(std::shared_ptr<LockStore> store, std::shared_ptr<Clock> clock,
+               LockClientOptions options);
     ~ClientCore();
 
     // Releases every held lock (best effort) and joins all threads.  Idempotent.
@@ -59,49 +58,23 @@ public:
     const LockClientOptions& options() const { return options_; }
     const std::string& owner() const { return owner_; }
     const TableName& table() const { return table_; }
+    Clock& clock() const { return *clock_; }
 
 private:
-    struct Row {
-        std::optional<std::int64_t> rvn;
-        std::string owner;
-        std::optional<std::int64_t> fencing_token;
-    };
-    struct Taken {
-        std::int64_t rvn;
-        std::int64_t fencing_token;
-        std::string data;
-    };
-
-    std::optional<Taken> try_take(const std::string& name, const std::string& owner,
-                                  const AcquireOptions& options,
-                                  std::optional<std::int64_t> stale_rvn);
-    std::optional<Row> poll(const std::string& name);
-    std::vector<Renewed> renew(ConnectionPool& pool, const std::vector<RenewItem>& items);
-    std::vector<Renewed> renew_statement(ConnectionPool& pool, const std::vector<RenewItem>& items);
+    std::vector<Renewed> renew(RenewVia via, const std::vector<RenewItem>& items);
     void lose(const std::shared_ptr<LockState>& state, LossCause cause, const std::string& reason);
     void on_notification(const std::string& payload);
     std::string context(const char* operation, const std::string& name) const;
 
-    // Runs fn(tx) on a pooled connection: a broken connection is replaced and
-    // the statement tried once more, serialization failures are retried, and
-    // every libpqxx error becomes a pgelect::Error naming `ctx`.
-    template <class Tx, class Fn>
-    auto run(ConnectionPool& pool, const std::string& ctx, Fn&& fn);
-
     // constant after construction
     const LockClientOptions options_;
     const TableName table_;
-    const Statements sql_;
     const std::string owner_;
-    const std::string channel_;
-    const ConnInfo conninfo_;
+    const std::shared_ptr<LockStore> store_;
+    const std::shared_ptr<Clock> clock_;
 
-    StatementWatchdog watchdog_;  // before the pools: they use it until destroyed
-    ConnectionPool pool_;        // acquire / release / reads
-    ConnectionPool renew_pool_;  // the renewal thread's own connection
     ObservationTracker tracker_;
     WaitBoard board_;
-    Listener listener_;
     Renewer renewer_;
     std::atomic<bool> shut_down_{false};
     Hooks hooks_;  // written before threads start and after they are joined

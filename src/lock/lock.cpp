@@ -49,12 +49,16 @@ std::int64_t Lock::fencing_token() const {
 }
 
 bool Lock::is_released() const {
-    return !state_ || !state_->valid(std::chrono::steady_clock::now());
+    return !state_ || !state_->valid(core_->clock().now());
 }
 
 std::chrono::steady_clock::time_point Lock::valid_until() const {
-    std::lock_guard lk(state_->mu);
-    return state_->valid_until;
+    detail::BootClock::time_point until;
+    {
+        std::lock_guard lk(state_->mu);
+        until = state_->valid_until;
+    }
+    return core_->clock().to_steady(until);
 }
 
 std::stop_token Lock::lost_token() const { return state_->lost.get_token(); }
@@ -62,7 +66,7 @@ std::stop_token Lock::lost_token() const { return state_->lost.get_token(); }
 LossCause Lock::loss_cause() const {
     if (!state_) return LossCause::released;
     std::lock_guard lk(state_->mu);
-    if (!state_->released && std::chrono::steady_clock::now() >= state_->valid_until) {
+    if (!state_->released && core_->clock().now() >= state_->valid_until) {
         return LossCause::deadline_passed;  // the timer thread has not noticed yet
     }
     return state_->cause;

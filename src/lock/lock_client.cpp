@@ -1,18 +1,35 @@
 #include "pgelect/lock_client.hpp"
 
 #include "lock/client_core.hpp"
+#include "lock/client_factory.hpp"
+#include "lock/clock.hpp"
+#include "lock/pg_store.hpp"
 #include "lock/statements.hpp"
 
 namespace pgelect {
 
 namespace detail {
+std::unique_ptr<LockClient> ClientFactory::make(std::shared_ptr<LockStore> store,
+                                                std::shared_ptr<Clock> clock,
+                                                LockClientOptions options) {
+    return std::unique_ptr<LockClient>(new LockClient(
+        std::make_shared<ClientCore>(std::move(store), std::move(clock), std::move(options))));
+}
+
 StopLink::StopLink(std::stop_token a, std::stop_token b)
     : a_(std::move(a), [this] { source_.request_stop(); }),
       b_(std::move(b), [this] { source_.request_stop(); }) {}
 }  // namespace detail
 
 LockClient::LockClient(std::string dsn, LockClientOptions options)
-    : core_(std::make_shared<detail::ClientCore>(dsn, std::move(options))) {
+    : LockClient(std::make_shared<detail::ClientCore>(
+          std::make_shared<detail::PgStore>(dsn, options), detail::real_clock(), options)) {}
+
+LockClient::LockClient(std::shared_ptr<detail::ClientCore> core) : core_(std::move(core)) {
+    connect_hooks();
+}
+
+void LockClient::connect_hooks() {
     detail::ClientCore::Hooks hooks;
     hooks.renewal = [this](const RenewalReport& r) { renewal_finished(r); };
     hooks.renewal_wanted = [this] { return !renewal_finished.empty(); };

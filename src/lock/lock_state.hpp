@@ -10,6 +10,7 @@
 
 #include <optional>
 
+#include "lock/clock.hpp"
 #include "pgelect/errors.hpp"
 #include "pgelect/lock.hpp"
 #include "pgelect/options.hpp"
@@ -17,7 +18,7 @@
 namespace pgelect::detail {
 
 struct LockState {
-    using Clock = std::chrono::steady_clock;
+    using Clock = BootClock;  // valid_until and next_renewal are on the client's Clock
 
     LockState(std::string name_, std::string owner_, LeaseTiming timing_, bool keep)
         : name(std::move(name_)), owner(std::move(owner_)), timing(timing_), keep_on_release(keep) {}

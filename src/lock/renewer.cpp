@@ -5,10 +5,10 @@
 
 namespace pgelect::detail {
 
-using Clock = std::chrono::steady_clock;
+using TimePoint = BootClock::time_point;
 
-Renewer::Renewer(RenewFn renew, LostFn on_lost)
-    : renew_(std::move(renew)), on_lost_(std::move(on_lost)) {}
+Renewer::Renewer(RenewFn renew, LostFn on_lost, std::shared_ptr<Clock> clock)
+    : renew_(std::move(renew)), on_lost_(std::move(on_lost)), clock_(std::move(clock)) {}
 
 Renewer::~Renewer() { stop(); }
 
@@ -68,16 +68,16 @@ void Renewer::stop() {
 void Renewer::renew_loop() {
     std::unique_lock lk(mu_);
     while (!stopping_) {
-        auto next = Clock::time_point::max();
+        auto next = TimePoint::max();
         for (const auto& [_, s] : held_) {
             if (!s->automatic_renewal()) continue;
             std::lock_guard slk(s->mu);
             if (!s->released) next = std::min(next, s->next_renewal);
         }
-        if (next > Clock::now()) {
+        if (next > clock_->now()) {
             renew_wakes_at_ = next;
-            renew_cv_.wait_until(lk, next);
-            renew_wakes_at_ = Clock::time_point::min();  // awake: add() need not wake it
+            clock_->wait_until(renew_cv_, lk, next);
+            renew_wakes_at_ = TimePoint::min();  // awake: add() need not wake it
             continue;
         }
         // One statement renews every held lock, due or not: renewing early is
@@ -94,7 +94,7 @@ void Renewer::renew_loop() {
         ++ticks_;
         lk.unlock();
 
-        const auto start = Clock::now();
+        const auto start = clock_->now();
         bool known = false;
         ErrorKind error = ErrorKind::other;
         std::vector<Renewed> result;
@@ -124,10 +124,10 @@ void Renewer::renew_loop() {
             for (const auto& s : batch) {
                 std::lock_guard slk(s->mu);
                 s->renewal_error = error;
-                auto retry = std::clamp<Clock::duration>(s->timing.heartbeat_interval / 4,
+                auto retry = std::clamp<BootClock::duration>(s->timing.heartbeat_interval / 4,
                                                          std::chrono::milliseconds(20),
                                                          std::chrono::milliseconds(1000));
-                s->next_renewal = Clock::now() + retry;
+                s->next_renewal = clock_->now() + retry;
             }
         }
         lk.lock();
@@ -137,8 +137,8 @@ void Renewer::renew_loop() {
 void Renewer::deadline_loop() {
     std::unique_lock lk(mu_);
     while (!stopping_) {
-        const auto now = Clock::now();
-        auto earliest = Clock::time_point::max();
+        const auto now = clock_->now();
+        auto earliest = TimePoint::max();
         std::vector<std::shared_ptr<LockState>> expired;
         for (const auto& [_, s] : held_) {
             std::lock_guard slk(s->mu);
@@ -160,8 +160,8 @@ void Renewer::deadline_loop() {
             continue;
         }
         deadline_wakes_at_ = earliest;
-        deadline_cv_.wait_until(lk, earliest);
-        deadline_wakes_at_ = Clock::time_point::min();
+        clock_->wait_until(deadline_cv_, lk, earliest);
+        deadline_wakes_at_ = TimePoint::min();
     }
 }
 

@@ -14,20 +14,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "lock/clock.hpp"
 #include "lock/lock_state.hpp"
+#include "lock/store.hpp"
 
 namespace pgelect::detail {
-
-struct RenewItem {
-    std::string name;
-    std::int64_t fencing_token;
-    std::string owner;
-};
-
-struct Renewed {
-    std::string name;
-    std::int64_t record_version_number;
-};
 
 // Runs the batched renewal statement.  Returns the locks still held; a lock
 // missing from the result was taken over.  Throws when the outcome is unknown
@@ -39,7 +30,8 @@ using LostFn = std::function<void(const std::shared_ptr<LockState>&, LossCause c
 
 class Renewer {
 public:
-    Renewer(RenewFn renew, LostFn on_lost);
+    // Both threads read and wait on `clock`.
+    Renewer(RenewFn renew, LostFn on_lost, std::shared_ptr<Clock> clock = real_clock());
     ~Renewer();
     Renewer(const Renewer&) = delete;
     Renewer& operator=(const Renewer&) = delete;
@@ -61,6 +53,7 @@ private:
     // constant after construction
     const RenewFn renew_;
     const LostFn on_lost_;
+    const std::shared_ptr<Clock> clock_;
 
     // guarded by mu_
     mutable std::mutex mu_;
@@ -68,8 +61,8 @@ private:
     // that add() wakes a thread only when the new lock is due before that.
     std::condition_variable renew_cv_;
     std::condition_variable deadline_cv_;
-    std::chrono::steady_clock::time_point renew_wakes_at_ = std::chrono::steady_clock::time_point::max();
-    std::chrono::steady_clock::time_point deadline_wakes_at_ = std::chrono::steady_clock::time_point::max();
+    BootClock::time_point renew_wakes_at_ = BootClock::time_point::max();
+    BootClock::time_point deadline_wakes_at_ = BootClock::time_point::max();
     bool stopping_ = false;
     bool started_ = false;
     std::uint64_t ticks_ = 0;

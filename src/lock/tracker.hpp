@@ -1,5 +1,5 @@
 // What a contender remembers about locks it could not take: the record version
-// number it saw and when (on its own steady clock) it first saw that value.
+// number it saw and when (on its own clock, see clock.hpp) it first saw that value.
 // A lock whose version has not changed for a full lease is abandoned and may
 // be taken over.  Time is passed in, so the rules are testable without waiting.
 #pragma once
@@ -11,11 +11,13 @@
 #include <string>
 #include <unordered_map>
 
+#include "lock/clock.hpp"
+
 namespace pgelect::detail {
 
 class ObservationTracker {
 public:
-    using Clock = std::chrono::steady_clock;
+    using Clock = BootClock;
 
     // Records that `name` carried `rvn` at `now`; returns when this value was first seen.
     Clock::time_point observe(const std::string& name, std::int64_t rvn, Clock::time_point now) {

@@ -9,16 +9,23 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <stop_token>
 #include <string>
 #include <unordered_map>
 
+#include "lock/clock.hpp"
+
 namespace pgelect::detail {
 
 class WaitBoard {
 public:
-    using Clock = std::chrono::steady_clock;
+    using Clock = BootClock;
+
+    // Waits read and wait on `clock`.
+    explicit WaitBoard(std::shared_ptr<detail::Clock> clock = real_clock())
+        : clock_(std::move(clock)) {}
 
     // Keeps `name` on the board while a contender waits for it.
     class Registration {
@@ -93,7 +100,8 @@ public:
         // nodes do not move); waiting without one falls back to a shared variable.
         auto it = entries_.find(name);
         auto& cv = it == entries_.end() ? unregistered_cv_ : it->second.cv;
-        cv.wait_until(lk, stop, deadline, [&] { return !(generation_locked(name) == seen); });
+        clock_->wait_until(cv, lk, stop, deadline,
+                           [&] { return !(generation_locked(name) == seen); });
     }
 
 private:
@@ -109,6 +117,7 @@ private:
         std::uint64_t changed = 0;
         std::condition_variable_any cv;
     };
+    const std::shared_ptr<detail::Clock> clock_;  // constant after construction
     std::mutex mu_;
     std::condition_variable_any unregistered_cv_;  // waiters without a Registration
     std::unordered_map<std::string, Entry> entries_;  // guarded by mu_

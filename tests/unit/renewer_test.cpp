@@ -24,10 +24,14 @@ using pgelect::detail::LockState;
 using pgelect::detail::Renewed;
 using pgelect::detail::Renewer;
 using pgelect::detail::RenewItem;
-using Clock = std::chrono::steady_clock;
+// The renewer's real clock (CLOCK_BOOTTIME): the test reads the same clock.
+using Clock = pgelect::detail::BootClock;
 using pgelect_test::contains;
 using pgelect_test::eventually;
-using pgelect_test::ms_since;
+
+long long ms_since(Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+}
 
 LeaseTiming timing(std::chrono::milliseconds lease, std::chrono::milliseconds deadline,
                    std::chrono::milliseconds heartbeat) {

@@ -17,7 +17,10 @@ using pgelect::detail::WaitBoard;
 using Clock = WaitBoard::Clock;
 using Generation = WaitBoard::Generation;
 using pgelect_test::eventually;
-using pgelect_test::ms_since;
+
+long long ms_since(Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+}
 
 // Runs board.wait(name, seen, now + timeout) on a thread and reports when it returned.
 struct Waiter {

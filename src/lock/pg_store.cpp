@@ -1,0 +1,309 @@
+#include "lock/pg_store.hpp"
+
+#include <pqxx/binarystring>
+#include <pqxx/except>
+#include <pqxx/nontransaction>
+#include <pqxx/result>
+#include <pqxx/transaction>
+
+#include <cmath>
+#include <thread>
+
+#include "pgelect/errors.hpp"
+
+namespace pgelect::detail {
+namespace {
+
+std::string one_line(std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    for (auto& c : s) {
+        if (c == '\n') c = ' ';
+    }
+    return s;
+}
+
+// PostgreSQL array literal of text values ({"a","b\"c"}), passed as one parameter.
+template <class Field>
+std::string text_array(const std::vector<RenewItem>& items, Field field) {
+    std::string out = "{";
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        if (i) out += ',';
+        out += '"';
+        for (char c : items[i].*field) {
+            if (c == '"' || c == '\\') out += '\\';
+            out += c;
+        }
+        out += '"';
+    }
+    return out + "}";
+}
+
+std::string bigint_array(const std::vector<RenewItem>& items) {
+    std::string out = "{";
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        if (i) out += ',';
+        out += std::to_string(items[i].fencing_token);
+    }
+    return out + "}";
+}
+
+std::optional<std::chrono::system_clock::time_point> epoch(const pqxx::field& f) {
+    if (f.is_null()) return std::nullopt;
+    auto us = std::llround(f.as<double>() * 1e6);
+    return std::chrono::system_clock::time_point(std::chrono::microseconds(us));
+}
+
+std::optional<std::string> bytes(const pqxx::field& f) {
+    if (f.is_null()) return std::nullopt;
+    return pqxx::binarystring(f).str();
+}
+
+[[noreturn]] void throw_sql_error(const std::string& ctx, const TableName& table,
+                                  const pqxx::sql_error& e) {
+    const std::string& state = e.sqlstate();
+    const std::string msg = ctx + ": " + one_line(e.what());
+    if (state == "42P01") {
+        throw FailedPreconditionError(ctx + ": the lock table " + table.display() +
+                                      " does not exist; create it with LockClient::try_create_table()"
+                                      " or by applying schema.sql");
+    }
+    if (state == "42P07") {
+        throw FailedPreconditionError(ctx + ": the lock table " + table.display() + " already exists");
+    }
+    if (state == "57014") throw UnavailableError(ctx + ": statement timed out (" + one_line(e.what()) + ")");
+    if (state == "40001" || state == "40P01") throw SerializationError(msg);
+    if (state.rfind("08", 0) == 0 || state.rfind("57P", 0) == 0 || state == "53300" ||
+        state == "53000") {
+        throw UnavailableError(msg);
+    }
+    // libpqxx 6 throws insufficient_privilege without its SQLSTATE.
+    if (state == "42501" || dynamic_cast<const pqxx::insufficient_privilege*>(&e) != nullptr) {
+        throw FailedPreconditionError(msg);
+    }
+    throw Error(ErrorKind::other, msg);
+}
+
+// How long after the statement timeout a silent connection is cut off (the
+// server answers a timed-out statement with an error well within this).
+constexpr std::chrono::milliseconds kStatementGrace{1000};
+
+std::chrono::milliseconds statement_limit(const LockClientOptions& o) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(o.statement_timeout) +
+           kStatementGrace;
+}
+
+}  // namespace
+
+template <class Tx, class Fn>
+auto PgStore::run(ConnectionPool& pool, const std::string& ctx, Fn&& fn) {
+    int serialization_failures = 0;
+    bool reconnected = false;
+    for (;;) {
+        auto conn = pool.borrow(ctx);
+        try {
+            Tx tx(*conn);
+            return fn(tx);
+        } catch (const pqxx::broken_connection& e) {
+            const bool cut_off = conn.cut_off();
+            conn.discard();
+            if (cut_off) {
+                // The server did not answer in time: another try would only wait again.
+                throw UnavailableError(ctx + ": no answer from PostgreSQL within " +
+                                       std::to_string(statement_limit(options_).count()) +
+                                       " ms (the statement timeout plus " +
+                                       std::to_string(kStatementGrace.count()) +
+                                       " ms); the connection was closed");
+            }
+            // A pooled connection may have died while idle (server restart):
+            // one fresh connection gets one more try.
+            if (!reconnected) {
+                reconnected = true;
+                continue;
+            }
+            throw UnavailableError(ctx + ": connection to PostgreSQL lost: " + one_line(e.what()));
+        } catch (const pqxx::in_doubt_error& e) {
+            conn.discard();
+            throw UnavailableError(ctx + ": outcome unknown: " + one_line(e.what()));
+        } catch (const pqxx::statement_completion_unknown& e) {
+            conn.discard();
+            throw UnavailableError(ctx + ": outcome unknown: " + one_line(e.what()));
+        } catch (const pqxx::transaction_rollback& e) {
+            // Serialization failure or deadlock (libpqxx 6 does not derive these
+            // from sql_error): the statement did nothing, so it is retried.
+            if (serialization_failures++ < options_.serialization_retries) {
+                std::this_thread::sleep_for(
+                    std::chrono::milliseconds(1 << std::min(serialization_failures, 6)));
+                continue;
+            }
+            throw SerializationError(ctx + ": gave up after " +
+                                     std::to_string(options_.serialization_retries) +
+                                     " retries: " + one_line(e.what()));
+        } catch (const pqxx::sql_error& e) {
+            if (!conn->is_open()) conn.discard();
+            throw_sql_error(ctx, table_, e);
+        } catch (const Error&) {
+            throw;
+        } catch (const std::exception& e) {
+            conn.discard();
+            throw Error(ErrorKind::other, ctx + ": " + one_line(e.what()));
+        }
+    }
+}
+
+namespace {
+LockInfo to_info(const pqxx::row& row) {
+    LockInfo info;
+    info.name = row[0].as<std::string>();
+    if (!row[1].is_null()) info.owner = row[1].as<std::string>();
+    info.data = bytes(row[2]);
+    if (!row[3].is_null()) info.record_version_number = row[3].as<std::int64_t>();
+    if (!row[4].is_null()) info.fencing_token = row[4].as<std::int64_t>();
+    info.acquired_at = epoch(row[5]);
+    info.renewed_at = epoch(row[6]);
+    return info;
+}
+}  // namespace
+
+PgStore::PgStore(const std::string& dsn, const LockClientOptions& options)
+    : options_((validate_options(options), options)),
+      table_(parse_table_name(options_.table)),
+      sql_(table_),
+      channel_(table_.channel()),
+      conninfo_(make_conninfo(dsn, ConnDefaults{options_.connect_timeout, options_.statement_timeout,
+                                                options_.timing.renew_deadline, "pgelect"})),
+      pool_(conninfo_, options_.pool_size, [this](pqxx::connection& c) { sql_.prepare_on(c); },
+            &watchdog_, statement_limit(options_)),
+      renew_pool_(conninfo_, 1, [this](pqxx::connection& c) { sql_.prepare_on(c); }, &watchdog_,
+                  statement_limit(options_)),
+      listener_(
+          conninfo_, channel_,
+          [this](const std::string& payload) {
+              if (listeners_.notification) listeners_.notification(payload);
+          },
+          [this] {
+              if (listeners_.reconnected) listeners_.reconnected();
+          }) {}
+
+PgStore::~PgStore() { listener_.stop(); }
+
+void PgStore::set_listeners(Listeners listeners) { listeners_ = std::move(listeners); }
+
+void PgStore::ensure_listening(std::chrono::milliseconds wait) { listener_.ensure_started(wait); }
+
+void PgStore::stop_listening() { listener_.stop(); }
+
+void PgStore::close_idle() {
+    pool_.clear_idle();
+    renew_pool_.clear_idle();
+}
+
+void PgStore::create_table() {
+    run<pqxx::work>(pool_, "create lock table " + table_.display(), [&](pqxx::work& tx) {
+        tx.exec(sql_.create);
+        tx.commit();
+    });
+}
+
+void PgStore::try_create_table() {
+    run<pqxx::work>(pool_, "create lock table " + table_.display() + " if missing",
+                    [&](pqxx::work& tx) {
+                        // The advisory lock serialises concurrent creators (CREATE ...
+                        // IF NOT EXISTS alone can still collide on the catalog).
+                        tx.exec("SELECT pg_advisory_xact_lock(7243019561);\n" + sql_.try_create);
+                        tx.commit();
+                    });
+}
+
+void PgStore::drop_table() {
+    run<pqxx::work>(pool_, "drop lock table " + table_.display(), [&](pqxx::work& tx) {
+        tx.exec(sql_.drop);
+        tx.commit();
+    });
+}
+
+std::optional<Taken> PgStore::try_take(const std::string& name, const std::string& owner,
+                                       const AcquireOptions& o,
+                                       std::optional<std::int64_t> stale_rvn) {
+    const std::string ctx = context("acquire", name);
+    return run<pqxx::nontransaction>(pool_, ctx, [&](pqxx::nontransaction& tx) -> std::optional<Taken> {
+        // libpqxx 6 binds NULL from nullptr only, hence the four spellings.
+        pqxx::result r;
+        if (o.data) {
+            const pqxx::binarystring data(o.data->data(), o.data->size());
+            r = stale_rvn ? tx.exec_prepared(Statements::kAcquire, name, data, owner,
+                                             o.replace_data, *stale_rvn, channel_)
+                          : tx.exec_prepared(Statements::kAcquire, name, data, owner,
+                                             o.replace_data, nullptr, channel_);
+        } else {
+            r = stale_rvn ? tx.exec_prepared(Statements::kAcquire, name, nullptr, owner,
+                                             o.replace_data, *stale_rvn, channel_)
+                          : tx.exec_prepared(Statements::kAcquire, name, nullptr, owner,
+                                             o.replace_data, nullptr, channel_);
+        }
+        if (r.empty()) return std::nullopt;
+        Taken t{r[0][0].as<std::int64_t>(), r[0][2].as<std::int64_t>(),
+                bytes(r[0][1]).value_or(std::string())};
+        return t;
+    });
+}
+
+std::optional<PolledRow> PgStore::poll(const std::string& name) {
+    return run<pqxx::nontransaction>(pool_, context("read", name), [&](pqxx::nontransaction& tx) -> std::optional<PolledRow> {
+        auto r = tx.exec_prepared(Statements::kPoll, name);
+        if (r.empty()) return std::nullopt;
+        PolledRow row;
+        if (!r[0][0].is_null()) row.rvn = r[0][0].as<std::int64_t>();
+        if (!r[0][1].is_null()) row.owner = r[0][1].as<std::string>();
+        if (!r[0][2].is_null()) row.fencing_token = r[0][2].as<std::int64_t>();
+        return row;
+    });
+}
+
+std::vector<Renewed> PgStore::renew(const std::vector<RenewItem>& items, RenewVia via) {
+    ConnectionPool& pool = via == RenewVia::renewal_connection ? renew_pool_ : pool_;
+    const std::string ctx = items.size() == 1 ? context("renew", items[0].name)
+                                              : "renew " + std::to_string(items.size()) +
+                                                    " locks on table " + table_.display();
+    return run<pqxx::nontransaction>(pool, ctx, [&](pqxx::nontransaction& tx) {
+        auto r = tx.exec_prepared(Statements::kRenew, text_array(items, &RenewItem::name), bigint_array(items),
+                                text_array(items, &RenewItem::owner));
+        std::vector<Renewed> out;
+        out.reserve(r.size());
+        for (const auto& row : r) out.push_back({row[0].as<std::string>(), row[1].as<std::int64_t>()});
+        return out;
+    });
+}
+
+bool PgStore::release(const std::string& name, std::int64_t token, const std::string& owner,
+                      bool keep) {
+    return run<pqxx::nontransaction>(pool_, context("release", name), [&](pqxx::nontransaction& tx) {
+        const char* sql = keep ? Statements::kReleaseKeep : Statements::kReleaseDelete;
+        return !tx.exec_prepared(sql, name, token, owner, channel_).empty();
+    });
+}
+
+bool PgStore::set_data(const std::string& name, std::int64_t token, const std::string& owner,
+                       const std::string& data) {
+    return run<pqxx::nontransaction>(pool_, context("set data of", name), [&](pqxx::nontransaction& tx) {
+        const pqxx::binarystring bin(data.data(), data.size());
+        return !tx.exec_prepared(Statements::kSetData, name, token, owner, bin).empty();
+    });
+}
+
+LockInfo PgStore::get(const std::string& name) {
+    return run<pqxx::nontransaction>(pool_, context("read", name), [&](pqxx::nontransaction& tx) {
+        auto r = tx.exec_prepared(Statements::kGetOne, name);
+        if (r.empty()) throw NotFoundError(context("read", name) + ": no such lock");
+        return to_info(r[0]);
+    });
+}
+
+std::vector<LockInfo> PgStore::get_all() {
+    return run<pqxx::nontransaction>(pool_, "list locks on table " + table_.display(), [&](pqxx::nontransaction& tx) {
+        std::vector<LockInfo> out;
+        for (const auto& row : tx.exec_prepared(Statements::kGetAll)) out.push_back(to_info(row));
+        return out;
+    });
+}
+
+}  // namespace pgelect::detail

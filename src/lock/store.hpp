@@ -1,0 +1,109 @@
+// Where the lock protocol keeps its rows: one method per statement.  The real
+// store runs each on PostgreSQL (PgStore); tests use an in-memory one.  The
+// protocol (ClientCore, Renewer) decides what to send and when; the store only
+// runs it and reports what the database answered.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lock/names.hpp"
+#include "pgelect/lock.hpp"
+#include "pgelect/options.hpp"
+
+namespace pgelect::detail {
+
+// One lock of a batched renewal.
+struct RenewItem {
+    std::string name;
+    std::int64_t fencing_token;
+    std::string owner;
+};
+
+// A lock the renewal found still held by its holder, with its new version.
+struct Renewed {
+    std::string name;
+    std::int64_t record_version_number;
+};
+
+// What a contender reads of a lock row while it waits.
+struct PolledRow {
+    std::optional<std::int64_t> rvn;  // empty: the lock is free
+    std::string owner;
+    std::optional<std::int64_t> fencing_token;
+};
+
+// A successful acquisition.
+struct Taken {
+    std::int64_t rvn;
+    std::int64_t fencing_token;
+    std::string data;  // the row's data after the acquisition
+};
+
+// Which connection a renewal runs on: the renewal thread has its own, so it
+// never queues behind acquire/release calls.
+enum class RenewVia { pool, renewal_connection };
+
+// "<operation> lock "<name>" on table <table>", the context of every error message.
+inline std::string lock_context(const char* operation, const std::string& name,
+                                const TableName& table) {
+    return std::string(operation) + " lock \"" + name + "\" on table " + table.display();
+}
+
+// Every method may be called from any thread.  Failures are pgelect::Error
+// (UnavailableError when the outcome is unknown or the database unreachable,
+// FailedPreconditionError for a missing table, ...), with messages naming the
+// operation, the lock and the table.
+class LockStore {
+public:
+    virtual ~LockStore() = default;
+
+    virtual void create_table() = 0;
+    virtual void try_create_table() = 0;
+    virtual void drop_table() = 0;
+
+    // The conditional upsert: takes `name` for `owner` if it is free, missing,
+    // or still carries `stale_rvn`.  Uses options.data and options.replace_data.
+    // Empty if the lock is held.  Notifies 'A' + name on success.
+    virtual std::optional<Taken> try_take(const std::string& name, const std::string& owner,
+                                          const AcquireOptions& options,
+                                          std::optional<std::int64_t> stale_rvn) = 0;
+    // Reads the row of `name` (empty: no row).
+    virtual std::optional<PolledRow> poll(const std::string& name) = 0;
+    // Renews every item still held by (fencing token, owner) in one statement;
+    // returns those, with their new record versions.
+    virtual std::vector<Renewed> renew(const std::vector<RenewItem>& items, RenewVia via) = 0;
+    // Deletes the row (or frees it with `keep`) if this acquisition still
+    // holds it, notifying 'R' + name.  False if it did not hold it.
+    virtual bool release(const std::string& name, std::int64_t fencing_token,
+                         const std::string& owner, bool keep) = 0;
+    // Replaces the data if this acquisition still holds the row.  False if not.
+    virtual bool set_data(const std::string& name, std::int64_t fencing_token,
+                          const std::string& owner, const std::string& data) = 0;
+    // One row; NotFoundError if there is none.
+    virtual LockInfo get(const std::string& name) = 0;
+    // Every row, ordered by name.
+    virtual std::vector<LockInfo> get_all() = 0;
+
+    // Notifications about other clients (LISTEN/NOTIFY on the real store).
+    // `payload` is 'R' + name (released) or 'A' + name (acquired);
+    // `reconnected` runs whenever notifications may have been missed.  Set once,
+    // before the first ensure_listening(); called on the store's own thread.
+    struct Listeners {
+        std::function<void(const std::string& payload)> notification;
+        std::function<void()> reconnected;
+    };
+    virtual void set_listeners(Listeners listeners) = 0;
+    // Starts listening on first call and waits (at most `wait`) until it is active.
+    virtual void ensure_listening(std::chrono::milliseconds wait) = 0;
+    // Stops listening for good; no listener runs after it returns.
+    virtual void stop_listening() = 0;
+    // Closes idle connections (at shutdown); later calls reconnect.
+    virtual void close_idle() = 0;
+};
+
+}  // namespace pgelect::detail
