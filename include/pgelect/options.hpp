@@ -60,10 +60,11 @@ struct LockClientOptions {
     // A statement still unanswered 1 s after it has its connection closed
     // (UnavailableError), so a dead server or network never blocks a call longer.
     Duration statement_timeout{std::chrono::seconds(5)};
-    // statement_timeout of the renewal connection.  0 (default): half of
-    // (renew_deadline - heartbeat_interval), at most statement_timeout.  A
-    // renewal unanswered after this plus a grace of half of it (at most 1 s)
-    // has its connection closed and is retried, so the rule
+    // statement_timeout of the renewal connection.  0 (default): two thirds of
+    // (renew_deadline - heartbeat_interval - retry pause), at most
+    // statement_timeout.  A renewal unanswered after this plus a grace of a
+    // quarter of it (at most 1 s) has its connection closed and is retried, so
+    // the rule
     //   heartbeat_interval + renewal_timeout + grace + retry pause < renew_deadline
     // (retry pause: heartbeat_interval / 4 within [20 ms, 1 s]) guarantees that
     // a renewal whose reply was lost is retried before the renew deadline.

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "lock/names.hpp"
+#include "lock/timing_rules.hpp"
 #include "pgelect/log.hpp"
 
 namespace pgelect {
@@ -98,6 +99,7 @@ public:
         validate_lock_name(options_.group);
         validate_owner(identity_);
         validate_timing(timing_);
+        detail::validate_renewal_fits(timing_, client.options());
         if (options_.max_backoff <= Duration::zero()) {
             throw InvalidArgumentError("invalid elector options: max_backoff must be positive");
         }

@@ -1,5 +1,8 @@
 #include "lock/client_core.hpp"
 
+#include <algorithm>
+
+#include "lock/timing_rules.hpp"
 #include "pgelect/errors.hpp"
 
 namespace pgelect::detail {
@@ -16,7 +19,7 @@ ClientCore::ClientCore(std::shared_ptr<LockStore> store, std::shared_ptr<Clock> 
                    return renew(RenewVia::renewal_connection, items);
                },
                [this](const std::shared_ptr<LockState>& s, LossCause cause,
-                      const std::string& reason) { lose(s, cause, reason); },
+                      const std::string& reason) { lose_in_background(s, cause, reason); },
                clock_) {
     LockStore::Listeners listeners;
     listeners.notification = [this](const std::string& payload) { on_notification(payload); };
@@ -45,6 +48,7 @@ void ClientCore::shutdown() {
         }
         lose(s, LossCause::client_closed, "the lock client was destroyed");
     }
+    dispatcher_.stop();  // pending callbacks and best-effort releases finish first
     store_->stop_listening();
     hooks_ = Hooks{};
     store_->close_idle();
@@ -59,7 +63,10 @@ void ClientCore::drop_table() { store_->drop_table(); }
 Lock ClientCore::acquire(const std::string& name, const AcquireOptions& o, std::stop_token stop) {
     validate_lock_name(name);
     const LeaseTiming timing = o.timing.value_or(options_.timing);
-    if (o.timing) validate_timing(*o.timing);
+    if (o.timing) {
+        validate_timing(*o.timing);
+        validate_renewal_fits(*o.timing, options_);
+    }
     if (o.owner) validate_owner(*o.owner);
     const std::string& owner = o.owner ? *o.owner : owner_;
     if (shut_down_) throw NotAcquiredError(context("acquire", name) + ": the client is shut down");
@@ -173,63 +180,121 @@ void ClientCore::on_notification(const std::string& payload) {
 
 void ClientCore::lose(const std::shared_ptr<LockState>& s, LossCause cause,
                       const std::string& reason) {
-    if (!s->mark_released(cause, reason)) return;
     renewer_.remove(s.get());
+    if (!s->mark_released(cause, reason)) return;
     board_.wake(s->name);
     s->lost.request_stop();
 }
 
-void ClientCore::heartbeat(const std::shared_ptr<LockState>& s) {
-    std::int64_t token;
+void ClientCore::lose_in_background(const std::shared_ptr<LockState>& s, LossCause cause,
+                                    const std::string& reason) {
+    renewer_.remove(s.get());
+    if (!s->mark_released(cause, reason)) return;
+    board_.wake(s->name);
+    // Only for locks renewed automatically: a lock without heartbeats that
+    // reaches its deadline was simply not renewed, and expires after the
+    // lease as in pglock.
+    const bool give_back = s->automatic_renewal() && (cause == LossCause::deadline_passed ||
+                                                      cause == LossCause::renewal_failed ||
+                                                      cause == LossCause::database_unavailable);
+    dispatcher_.post([this, s, give_back] {
+        s->lost.request_stop();
+        if (!give_back) return;
+        std::int64_t token;
+        {
+            std::lock_guard lk(s->mu);
+            token = s->fencing_token;
+        }
+        try {
+            // Matches this acquisition only: a successor's row is never touched.
+            store_->release(s->name, token, s->owner, s->keep_on_release);
+        } catch (const Error&) {
+            // Still unreachable: the row expires after the lease.
+        }
+    });
+}
+
+std::string ClientCore::deadline_reason(const LockState& s) const {
+    return "renew deadline passed: no successful renewal for " +
+           std::to_string(s.timing.renew_deadline.count()) + "ms";
+}
+
+void ClientCore::forget(const std::shared_ptr<LockState>& s) {
+    bool reported;
     {
         std::lock_guard lk(s->mu);
-        if (s->released) {
-            throw AlreadyReleasedError(context("renew", s->name) + ": already released (" +
-                                       s->release_reason + ")");
-        }
-        token = s->fencing_token;
+        reported = s->released;
+    }
+    if (reported) {
+        renewer_.remove(s.get());
+    } else {
+        lose_in_background(s, s->deadline_cause(), deadline_reason(*s));
+    }
+}
+
+void ClientCore::heartbeat(const std::shared_ptr<LockState>& s) {
+    const auto token = s->valid_token(clock_->now());
+    if (!token) {
+        forget(s);
+        throw AlreadyReleasedError(context("renew", s->name) + ": already released (" +
+                                   s->loss_reason() + ")");
     }
     const auto start = clock_->now();
-    auto result = renew(RenewVia::pool, {RenewItem{s->name, token, s->owner}});
-    if (result.empty()) {
+    auto result = renew(RenewVia::pool, {RenewItem{s->name, *token, s->owner}});
+    const auto mine = std::find_if(result.begin(), result.end(), [&](const Renewed& r) {
+        return r.name == s->name && r.fencing_token == *token;
+    });
+    if (mine == result.end()) {
         lose(s, LossCause::taken_over,
              "taken over: the row no longer carries this holder's fencing token");
         throw AlreadyReleasedError(context("renew", s->name) + ": the lock was taken over or released");
     }
-    s->renewed(start, result[0].record_version_number);
-    if (!s->valid(clock_->now())) {
+    if (!mine->record_version_number) {
+        throw UnavailableError(context("renew", s->name) +
+                               ": the row is locked by another transaction (a fenced write?); "
+                               "outcome unknown, try again");
+    }
+    if (s->renewed(start, *mine->record_version_number, clock_->now()) !=
+        LockState::Renewal::renewed) {
+        forget(s);
         throw AlreadyReleasedError(context("renew", s->name) + ": already released (" +
-                                   s->release_reason + ")");
+                                   s->loss_reason() + ")");
     }
 }
 
 void ClientCore::release(const std::shared_ptr<LockState>& s, LossCause cause) {
-    std::int64_t token;
-    {
-        std::lock_guard lk(s->mu);
-        if (s->released) {
-            throw AlreadyReleasedError(context("release", s->name) + ": already released (" +
-                                       s->release_reason + ")");
-        }
-        token = s->fencing_token;
+    const auto token = s->valid_token(clock_->now());
+    if (!token) {
+        // Lost already, or past its renew deadline and not reported yet.
+        forget(s);
+        throw AlreadyReleasedError(context("release", s->name) + ": already released (" +
+                                   s->loss_reason() + ")");
     }
-    // From here on we no longer trust the lease, whatever the outcome.
+    // Belief ends here, before the statement that lets a successor in is
+    // sent: is_released() turns true and lost_token() fires on this thread.
+    if (!s->mark_released(cause, cause == LossCause::released ? "released"
+                                                               : "the lock client was destroyed")) {
+        throw AlreadyReleasedError(context("release", s->name) + ": already released (" +
+                                   s->loss_reason() + ")");
+    }
     renewer_.remove(s.get());
+    s->lost.request_stop();
     bool released = false;
     try {
-        released = store_->release(s->name, token, s->owner, s->keep_on_release);
+        released = store_->release(s->name, *token, s->owner, s->keep_on_release);
     } catch (const Error& e) {
-        lose(s, e.kind() == ErrorKind::unavailable ? LossCause::database_unavailable
-                                                   : LossCause::renewal_failed,
-             std::string("release failed: ") + e.what());
+        s->set_cause(e.kind() == ErrorKind::unavailable ? LossCause::database_unavailable
+                                                        : LossCause::renewal_failed,
+                     std::string("release failed: ") + e.what());
+        board_.wake(s->name);
         throw;
     }
+    board_.wake(s->name);
     if (!released) {
-        lose(s, LossCause::taken_over, "taken over or released by someone else");
+        s->set_cause(LossCause::taken_over, "taken over or released by someone else");
         throw AlreadyReleasedError(context("release", s->name) +
                                    ": already released (taken over or released by someone else)");
     }
-    lose(s, cause, cause == LossCause::released ? "released" : "the lock client was destroyed");
 }
 
 void ClientCore::abandon(const std::shared_ptr<LockState>& s) {
@@ -237,16 +302,13 @@ void ClientCore::abandon(const std::shared_ptr<LockState>& s) {
 }
 
 void ClientCore::set_data(const std::shared_ptr<LockState>& s, const std::string& data) {
-    std::int64_t token;
-    {
-        std::lock_guard lk(s->mu);
-        if (s->released) {
-            throw AlreadyReleasedError(context("set data of", s->name) + ": already released (" +
-                                       s->release_reason + ")");
-        }
-        token = s->fencing_token;
+    const auto token = s->valid_token(clock_->now());
+    if (!token) {
+        forget(s);
+        throw AlreadyReleasedError(context("set data of", s->name) + ": already released (" +
+                                   s->loss_reason() + ")");
     }
-    bool ok = store_->set_data(s->name, token, s->owner, data);
+    bool ok = store_->set_data(s->name, *token, s->owner, data);
     if (!ok) {
         lose(s, LossCause::taken_over, "taken over or released by someone else");
         throw AlreadyReleasedError(context("set data of", s->name) +

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "lock/clock.hpp"
+#include "lock/dispatcher.hpp"
 #include "lock/lock_state.hpp"
 #include "lock/names.hpp"
 #include "lock/renewer.hpp"
@@ -45,6 +46,9 @@ public:
     // `cause` is what the handle reports once the row is released.
     void release(const std::shared_ptr<LockState>& state, LossCause cause = LossCause::released);
     void abandon(const std::shared_ptr<LockState>& state);
+    // For a handle dropped after its lock was lost or expired: takes it out of
+    // the renewal set at once (and reports an expiry not reported yet).
+    void forget(const std::shared_ptr<LockState>& state);
     void set_data(const std::shared_ptr<LockState>& state, const std::string& data);
 
     // Set once by LockClient before any lock is taken; cleared at shutdown.
@@ -62,7 +66,16 @@ public:
 
 private:
     std::vector<Renewed> renew(RenewVia via, const std::vector<RenewItem>& items);
+    // Ends the lock on the calling thread: marks it released (every belief
+    // API turns false), drops it from the renewal set, fires lost_token.
     void lose(const std::shared_ptr<LockState>& state, LossCause cause, const std::string& reason);
+    // The same for losses noticed on the renewal or deadline thread: lost_token
+    // fires on a dispatcher worker (user callbacks never run on those threads),
+    // followed, after a loss by deadline or failed renewals, by a best-effort
+    // conditional release so followers need not wait out the lease.
+    void lose_in_background(const std::shared_ptr<LockState>& state, LossCause cause,
+                            const std::string& reason);
+    std::string deadline_reason(const LockState& state) const;
     void on_notification(const std::string& payload);
     std::string context(const char* operation, const std::string& name) const;
 
@@ -75,6 +88,7 @@ private:
 
     ObservationTracker tracker_;
     WaitBoard board_;
+    Dispatcher dispatcher_;  // before the renewer: its threads post here
     Renewer renewer_;
     std::atomic<bool> shut_down_{false};
     Hooks hooks_;  // written before threads start and after they are joined

@@ -21,7 +21,11 @@ Lock& Lock::operator=(Lock&& other) noexcept {
 }
 
 Lock::~Lock() {
-    if (!state_ || is_released()) return;
+    if (!state_) return;
+    if (is_released()) {
+        core_->forget(state_);  // an expired lock leaves the renewal set at once
+        return;
+    }
     try {
         core_->release(state_);
     } catch (const std::exception& e) {

@@ -45,14 +45,27 @@ struct LockState {
 
     bool automatic_renewal() const { return timing.heartbeat_interval.count() > 0; }
 
-    // A renewal that started at `start` succeeded and set `rvn`.
-    void renewed(Clock::time_point start, std::int64_t rvn) {
+    enum class Renewal { renewed, already_released, expired };
+    // A renewal that started at `start` succeeded at `now` and set `rvn`.  A
+    // reply that arrives after the renew deadline revives nothing: expiry by
+    // time is final (the caller reports the loss).
+    Renewal renewed(Clock::time_point start, std::int64_t rvn, Clock::time_point now) {
         std::lock_guard lk(mu);
-        if (released) return;
+        if (released) return Renewal::already_released;
+        if (now >= valid_until) return Renewal::expired;
         record_version_number = rvn;
         renewal_error.reset();
         if (start + timing.renew_deadline > valid_until) valid_until = start + timing.renew_deadline;
         next_renewal = start + timing.heartbeat_interval;
+        return Renewal::renewed;
+    }
+
+    // A renewal could not tell (error, lost reply, row locked by another
+    // transaction): try again after `pause`.
+    void renewal_unknown(std::optional<ErrorKind> error, Clock::time_point retry_at) {
+        std::lock_guard lk(mu);
+        if (error) renewal_error = error;
+        next_renewal = retry_at;
     }
 
     // Marks the lock released.  Returns false if it already was.  The caller
@@ -66,6 +79,18 @@ struct LockState {
         return true;
     }
 
+    // Corrects why a released lock ended (e.g. the release found the row taken over).
+    void set_cause(LossCause why, const std::string& reason) {
+        std::lock_guard lk(mu);
+        cause = why;
+        release_reason = reason;
+    }
+
+    std::string loss_reason() const {
+        std::lock_guard lk(mu);
+        return released ? release_reason : "renew deadline passed";
+    }
+
     // The cause to report when the renew deadline passes.
     LossCause deadline_cause() const {
         std::lock_guard lk(mu);
@@ -74,9 +99,18 @@ struct LockState {
                                                        : LossCause::renewal_failed;
     }
 
+    // Whether the holder may still trust the lease at `now`.  False once
+    // released or past the renew deadline, and never true again after that.
     bool valid(Clock::time_point now) const {
         std::lock_guard lk(mu);
         return !released && now < valid_until;
+    }
+
+    // The fencing token, if the lock is still valid at `now`.
+    std::optional<std::int64_t> valid_token(Clock::time_point now) const {
+        std::lock_guard lk(mu);
+        if (released || now >= valid_until) return std::nullopt;
+        return fencing_token;
     }
 };
 

@@ -43,13 +43,16 @@ void validate_timing(const LeaseTiming& t) {
 namespace detail {
 
 Duration statement_grace(Duration statement_timeout) {
-    return std::clamp<Duration>(statement_timeout / 2, Duration(1), std::chrono::seconds(1));
+    return std::clamp<Duration>(statement_timeout / 4, Duration(1), std::chrono::seconds(1));
 }
 
 Duration renewal_timeout(const LockClientOptions& o) {
     if (o.renewal_timeout > Duration::zero()) return o.renewal_timeout;
-    const Duration half = (o.timing.renew_deadline - o.timing.heartbeat_interval) / 2;
-    return std::clamp<Duration>(half, Duration(1), o.statement_timeout);
+    // Two thirds of what is left after a heartbeat and a retry pause: the
+    // timeout plus its grace (a quarter) then leaves room for the retry.
+    const Duration budget = o.timing.renew_deadline - o.timing.heartbeat_interval -
+                            renewal_retry_pause(o.timing);
+    return std::clamp<Duration>(budget * 2 / 3, Duration(1), o.statement_timeout);
 }
 
 Duration renewal_retry_pause(const LeaseTiming& t) {

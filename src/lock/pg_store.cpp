@@ -1,5 +1,7 @@
 #include "lock/pg_store.hpp"
 
+#include "lock/timing_rules.hpp"
+
 #include <pqxx/binarystring>
 #include <pqxx/except>
 #include <pqxx/nontransaction>
@@ -92,6 +94,13 @@ std::chrono::milliseconds statement_limit(const LockClientOptions& o) {
            kStatementGrace;
 }
 
+// The renewal connection has a shorter timeout (see renewal_timeout()), so a
+// renewal whose reply is lost is retried before the renew deadline.
+std::chrono::milliseconds renewal_limit(const LockClientOptions& o) {
+    const Duration timeout = renewal_timeout(o);
+    return timeout + statement_grace(timeout);
+}
+
 }  // namespace
 
 template <class Tx, class Fn>
@@ -108,10 +117,13 @@ auto PgStore::run(ConnectionPool& pool, const std::string& ctx, Fn&& fn) {
             conn.discard();
             if (cut_off) {
                 // The server did not answer in time: another try would only wait again.
+                const bool renewal = &pool == &renew_pool_;
+                const auto limit = renewal ? renewal_limit(options_) : statement_limit(options_);
+                const auto timeout = renewal ? renewal_timeout(options_) : options_.statement_timeout;
                 throw UnavailableError(ctx + ": no answer from PostgreSQL within " +
-                                       std::to_string(statement_limit(options_).count()) +
-                                       " ms (the statement timeout plus " +
-                                       std::to_string(kStatementGrace.count()) +
+                                       std::to_string(limit.count()) + " ms (the " +
+                                       (renewal ? "renewal " : "") + "statement timeout plus " +
+                                       std::to_string((limit - timeout).count()) +
                                        " ms); the connection was closed");
             }
             // A pooled connection may have died while idle (server restart):
@@ -168,15 +180,21 @@ PgStore::PgStore(const std::string& dsn, const LockClientOptions& options)
     : options_((validate_options(options), options)),
       table_(parse_table_name(options_.table)),
       sql_(table_),
-      channel_(table_.channel()),
       conninfo_(make_conninfo(dsn, ConnDefaults{options_.connect_timeout, options_.statement_timeout,
                                                 options_.timing.renew_deadline, "pgelect"})),
       pool_(conninfo_, options_.pool_size, [this](pqxx::connection& c) { sql_.prepare_on(c); },
             &watchdog_, statement_limit(options_)),
-      renew_pool_(conninfo_, 1, [this](pqxx::connection& c) { sql_.prepare_on(c); }, &watchdog_,
-                  statement_limit(options_)),
+      renew_conninfo_(make_conninfo(dsn, ConnDefaults{options_.connect_timeout,
+                                                      renewal_timeout(options_),
+                                                      options_.timing.renew_deadline, "pgelect"})),
+      renew_pool_(renew_conninfo_, 1, [this](pqxx::connection& c) { sql_.prepare_on(c); },
+                  &watchdog_, renewal_limit(options_)),
       listener_(
-          conninfo_, channel_,
+          conninfo_,
+          [this](pqxx::connection_base& conn) {
+              pqxx::nontransaction tx(conn);
+              return channel(tx);
+          },
           [this](const std::string& payload) {
               if (listeners_.notification) listeners_.notification(payload);
           },
@@ -185,6 +203,21 @@ PgStore::PgStore(const std::string& dsn, const LockClientOptions& options)
           }) {}
 
 PgStore::~PgStore() { listener_.stop(); }
+
+std::string PgStore::channel(pqxx::transaction_base& tx) {
+    {
+        std::lock_guard lk(channel_mu_);
+        if (!channel_.empty()) return channel_;
+    }
+    const auto r = tx.exec_params(sql_.resolve_table, table_.quoted());
+    if (r.empty()) return table_.channel();  // no such table (yet)
+    TableName canonical;
+    canonical.schema = r[0][0].as<std::string>();
+    canonical.table = r[0][1].as<std::string>();
+    std::lock_guard lk(channel_mu_);
+    channel_ = canonical.channel();
+    return channel_;
+}
 
 void PgStore::set_listeners(Listeners listeners) { listeners_ = std::move(listeners); }
 
@@ -226,6 +259,7 @@ std::optional<Taken> PgStore::try_take(const std::string& name, const std::strin
                                        std::optional<std::int64_t> stale_rvn) {
     const std::string ctx = context("acquire", name);
     return run<pqxx::nontransaction>(pool_, ctx, [&](pqxx::nontransaction& tx) -> std::optional<Taken> {
+        const std::string channel_ = channel(tx);
         // libpqxx 6 binds NULL from nullptr only, hence the four spellings.
         pqxx::result r;
         if (o.data) {
@@ -269,7 +303,11 @@ std::vector<Renewed> PgStore::renew(const std::vector<RenewItem>& items, RenewVi
                                 text_array(items, &RenewItem::owner));
         std::vector<Renewed> out;
         out.reserve(r.size());
-        for (const auto& row : r) out.push_back({row[0].as<std::string>(), row[1].as<std::int64_t>()});
+        for (const auto& row : r) {
+            Renewed renewed{row[0].as<std::string>(), row[1].as<std::int64_t>(), std::nullopt};
+            if (!row[2].is_null()) renewed.record_version_number = row[2].as<std::int64_t>();
+            out.push_back(std::move(renewed));
+        }
         return out;
     });
 }
@@ -278,7 +316,7 @@ bool PgStore::release(const std::string& name, std::int64_t token, const std::st
                       bool keep) {
     return run<pqxx::nontransaction>(pool_, context("release", name), [&](pqxx::nontransaction& tx) {
         const char* sql = keep ? Statements::kReleaseKeep : Statements::kReleaseDelete;
-        return !tx.exec_prepared(sql, name, token, owner, channel_).empty();
+        return !tx.exec_prepared(sql, name, token, owner, channel(tx)).empty();
     });
 }
 

@@ -54,17 +54,25 @@ private:
     template <class Tx, class Fn>
     auto run(ConnectionPool& pool, const std::string& ctx, Fn&& fn);
 
+    // The NOTIFY channel, derived from the table the server resolves the name
+    // to (search_path applied), so every spelling of one table shares it.
+    // Resolved once, on first use; until the table exists, the spelling's.
+    std::string channel(pqxx::transaction_base& tx);
+
     // constant after construction
     const LockClientOptions options_;
     const TableName table_;
     const Statements sql_;
-    const std::string channel_;
+
     const ConnInfo conninfo_;
+    const ConnInfo renew_conninfo_;  // the same with the renewal statement timeout
 
     StatementWatchdog watchdog_;  // before the pools: they use it until destroyed
     ConnectionPool pool_;        // acquire / release / reads
     ConnectionPool renew_pool_;  // the renewal thread's own connection
     Listeners listeners_;        // written before the listener starts
+    std::mutex channel_mu_;
+    std::string channel_;  // guarded by channel_mu_: empty until resolved
     Listener listener_;
 };
 

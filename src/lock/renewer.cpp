@@ -1,7 +1,10 @@
 #include "lock/renewer.hpp"
 
 #include <algorithm>
-#include <unordered_map>
+#include <map>
+#include <utility>
+
+#include "lock/timing_rules.hpp"
 
 namespace pgelect::detail {
 
@@ -81,16 +84,31 @@ void Renewer::renew_loop() {
             continue;
         }
         // One statement renews every held lock, due or not: renewing early is
-        // free, a second statement is not.
+        // free, a second statement is not.  A lock already past its renew
+        // deadline is not renewed: it is reported lost here, in case the
+        // deadline thread has not got to it yet.
         std::vector<std::shared_ptr<LockState>> batch;
+        std::vector<std::shared_ptr<LockState>> expired;
         std::vector<RenewItem> items;
+        const auto now = clock_->now();
         for (const auto& [_, s] : held_) {
             if (!s->automatic_renewal()) continue;
             std::lock_guard slk(s->mu);
             if (s->released) continue;
+            if (s->valid_until <= now) {
+                expired.push_back(s);
+                continue;
+            }
             batch.push_back(s);
             items.push_back({s->name, s->fencing_token, s->owner});
         }
+        lk.unlock();
+        for (const auto& s : expired) report_deadline(s);
+        if (items.empty()) {
+            lk.lock();
+            continue;
+        }
+        lk.lock();
         ++ticks_;
         lk.unlock();
 
@@ -108,30 +126,46 @@ void Renewer::renew_loop() {
             error = e.kind();
         } catch (...) {
         }
+        const auto answered = clock_->now();
         if (known) {
-            std::unordered_map<std::string, std::int64_t> still_held;
-            for (auto& r : result) still_held.emplace(std::move(r.name), r.record_version_number);
+            // Replies are matched by (name, fencing token): two acquisitions of
+            // one name by this client are two different locks.
+            std::map<std::pair<std::string, std::int64_t>, std::optional<std::int64_t>> still_held;
+            for (auto& r : result) {
+                still_held.emplace(std::make_pair(std::move(r.name), r.fencing_token),
+                                   r.record_version_number);
+            }
             for (const auto& s : batch) {
-                auto it = still_held.find(s->name);
-                if (it != still_held.end()) {
-                    s->renewed(start, it->second);
-                } else {
+                std::int64_t token;
+                {
+                    std::lock_guard slk(s->mu);
+                    token = s->fencing_token;
+                }
+                auto it = still_held.find(std::make_pair(s->name, token));
+                if (it == still_held.end()) {
                     on_lost_(s, LossCause::taken_over,
                              "taken over: the row no longer carries this holder's fencing token");
+                } else if (!it->second) {
+                    // Locked by another transaction (a fenced write, a takeover
+                    // under way): unknown, try again soon.
+                    s->renewal_unknown(std::nullopt, answered + renewal_retry_pause(s->timing));
+                } else if (s->renewed(start, *it->second, answered) == LockState::Renewal::expired) {
+                    report_deadline(s);
                 }
             }
         } else {
             for (const auto& s : batch) {
-                std::lock_guard slk(s->mu);
-                s->renewal_error = error;
-                auto retry = std::clamp<BootClock::duration>(s->timing.heartbeat_interval / 4,
-                                                         std::chrono::milliseconds(20),
-                                                         std::chrono::milliseconds(1000));
-                s->next_renewal = clock_->now() + retry;
+                s->renewal_unknown(error, answered + renewal_retry_pause(s->timing));
             }
         }
         lk.lock();
     }
+}
+
+void Renewer::report_deadline(const std::shared_ptr<LockState>& s) {
+    on_lost_(s, s->deadline_cause(),
+             "renew deadline passed: no successful renewal for " +
+                 std::to_string(s->timing.renew_deadline.count()) + "ms");
 }
 
 void Renewer::deadline_loop() {
@@ -151,11 +185,7 @@ void Renewer::deadline_loop() {
         }
         if (!expired.empty()) {
             lk.unlock();
-            for (const auto& s : expired) {
-                on_lost_(s, s->deadline_cause(),
-                         "renew deadline passed: no successful renewal for " +
-                             std::to_string(s->timing.renew_deadline.count()) + "ms");
-            }
+            for (const auto& s : expired) report_deadline(s);
             lk.lock();
             continue;
         }

@@ -49,6 +49,7 @@ private:
     void renew_loop();
     void deadline_loop();
     void start_threads_locked();
+    void report_deadline(const std::shared_ptr<LockState>& state);
 
     // constant after construction
     const RenewFn renew_;

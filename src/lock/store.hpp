@@ -24,10 +24,13 @@ struct RenewItem {
     std::string owner;
 };
 
-// A lock the renewal found still held by its holder, with its new version.
+// A lock the renewal found still held by its acquisition (name, fencing
+// token), with its new version, or none when the row was locked by another
+// transaction and skipped: the outcome for that lock is unknown.
 struct Renewed {
     std::string name;
-    std::int64_t record_version_number;
+    std::int64_t fencing_token;
+    std::optional<std::int64_t> record_version_number;
 };
 
 // What a contender reads of a lock row while it waits.
@@ -74,8 +77,9 @@ public:
                                           std::optional<std::int64_t> stale_rvn) = 0;
     // Reads the row of `name` (empty: no row).
     virtual std::optional<PolledRow> poll(const std::string& name) = 0;
-    // Renews every item still held by (fencing token, owner) in one statement;
-    // returns those, with their new record versions.
+    // Renews every item still held by (fencing token, owner) in one statement,
+    // skipping rows locked by another transaction; returns every item still
+    // held, with its new record version (none if skipped).
     virtual std::vector<Renewed> renew(const std::vector<RenewItem>& items, RenewVia via) = 0;
     // Deletes the row (or frees it with `keep`) if this acquisition still
     // holds it, notifying 'R' + name.  False if it did not hold it.

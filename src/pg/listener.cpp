@@ -24,10 +24,10 @@ private:
 
 }  // namespace
 
-Listener::Listener(ConnInfo info, std::string channel,
+Listener::Listener(ConnInfo info, ChannelOf channel_of,
                    std::function<void(const std::string&)> on_notify, std::function<void()> on_gap)
     : info_(std::move(info)),
-      channel_(std::move(channel)),
+      channel_of_(std::move(channel_of)),
       on_notify_(std::move(on_notify)),
       on_gap_(std::move(on_gap)) {}
 
@@ -61,7 +61,7 @@ void Listener::run() {
         }
         try {
             auto conn = ConnectionPool::connect(info_, "listen for lock releases");
-            Receiver receiver(*conn, channel_, on_notify_);  // sends LISTEN
+            Receiver receiver(*conn, channel_of_(*conn), on_notify_);  // sends LISTEN
             listening_ = true;
             {
                 std::lock_guard lk(mu_);

@@ -9,15 +9,20 @@
 #include <string>
 #include <thread>
 
+#include <pqxx/connection_base>
+
 #include "pg/conninfo.hpp"
 
 namespace pgelect::detail {
 
 class Listener {
 public:
-    // on_notify(payload) runs on the listener thread for every notification;
-    // on_gap() runs after each (re)connection, when notifications may have been missed.
-    Listener(ConnInfo info, std::string channel, std::function<void(const std::string&)> on_notify,
+    // channel_of(conn) names the channel to LISTEN on, asked on each new
+    // connection; on_notify(payload) runs on the listener thread for every
+    // notification; on_gap() runs after each (re)connection, when
+    // notifications may have been missed.
+    using ChannelOf = std::function<std::string(pqxx::connection_base&)>;
+    Listener(ConnInfo info, ChannelOf channel_of, std::function<void(const std::string&)> on_notify,
              std::function<void()> on_gap);
     ~Listener();
 
@@ -32,7 +37,7 @@ private:
 
     // constant after construction
     const ConnInfo info_;
-    const std::string channel_;
+    const ChannelOf channel_of_;
     const std::function<void(const std::string&)> on_notify_;
     const std::function<void()> on_gap_;
 

@@ -257,8 +257,18 @@ TEST_F(BadInput, TimingRules) {
         EXPECT_EQ(invalid([&] { Elector(*client_, ElectorOptions{.group = "g", .timing = t}); }),
                   message);
     }
+    // A lock's own timing must also leave the client's renewal connection time
+    // to retry a renewal whose reply was lost (fast timing: renewal timeout 300 ms).
+    EXPECT_EQ(invalid([&] { client_->acquire("t", AcquireOptions{.timing = timing(1000, 900, 500)}); }),
+              "invalid lease timing: renew_deadline (900ms) leaves no time to retry a renewal whose "
+              "reply is lost: heartbeat_interval (500ms) + renewal statement timeout (300ms) + its "
+              "grace (75ms) + retry pause (125ms) = 1000ms; raise renew_deadline, or lower "
+              "heartbeat_interval");
     // The boundaries themselves are fine: heartbeat exactly half the lease, or 0 (off).
-    client_->try_acquire("edge", AcquireOptions{.timing = timing(1000, 900, 500)}).release();
+    auto o = options_for(table_);
+    o.renewal_timeout = 100ms;
+    LockClient short_renewals(dsn(), o);
+    short_renewals.try_acquire("edge", AcquireOptions{.timing = timing(1000, 900, 500)}).release();
     client_->try_acquire("edge", AcquireOptions{.timing = timing(1000, 900, 0)}).release();
     expect_table_empty();
 }

@@ -103,7 +103,9 @@ TEST_F(Protocol, RenewalFindsATakenOverRowAndReportsLoss) {
     auto lock = client_->acquire("stolen");
     sql("UPDATE " + table_ + " SET fencing_token = fencing_token + 1000 WHERE name = 'stolen'");
     EXPECT_TRUE(eventually([&] { return lock.is_released(); }, 3s));
-    EXPECT_TRUE(lock.lost_token().stop_requested());
+    // The token fires just after, on a worker thread (its callbacks are user code).
+    EXPECT_TRUE(eventually([&] { return lock.lost_token().stop_requested(); }, 1s));
+    EXPECT_EQ(lock.loss_cause(), LossCause::taken_over);
 }
 
 TEST_F(Protocol, RenewDeadlineFiresWhileTheRenewalHangs) {

@@ -4,11 +4,14 @@
 // the instants the test chooses, not on how fast the machine is.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
 #include <stop_token>
+#include <set>
+#include <thread>
 #include <unordered_map>
 
 #include "lock/clock.hpp"
@@ -28,7 +31,26 @@ public:
     void advance(duration d) {
         std::lock_guard lk(mu_);
         now_ += d;
+        seen_.clear();
         notify_locked();
+    }
+
+    // Waits (up to `timeout` of real time) until `threads` different threads
+    // have started a wait on this clock since the last advance(): each of them
+    // has then re-read the new time and done what it had to do at it.  The
+    // test so depends on instants, not on how fast the machine is.
+    bool settle(std::size_t threads, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+        std::unique_lock lk(mu_);
+        return settled_.wait_for(lk, timeout, [&] { return seen_.size() >= threads; });
+    }
+
+    // advance(d), then settle() for every thread that was waiting before it,
+    // and at least `threads` (e.g. 2: a client's renewal and deadline threads,
+    // which may not have started their first wait yet).
+    void step(duration d, std::size_t threads = 0) {
+        const std::size_t waiting = std::max(waiters(), threads);
+        advance(d);
+        settle(waiting);
     }
 
     // Threads currently waiting on this clock.
@@ -46,6 +68,7 @@ public:
             std::lock_guard clk(mu_);
             if (now_ >= deadline) return;
             ++cvs_[&cv];
+            mark_seen_locked();
         }
         // An advance() between the registration above and this wait would be
         // missed; the short real-time bound makes the caller re-read now().
@@ -64,6 +87,7 @@ public:
                 std::lock_guard clk(mu_);
                 if (now_ >= deadline) return false;
                 ++any_cvs_[&cv];
+                mark_seen_locked();
             }
             cv.wait_for(lk, stop, kBackstop, pred);
             std::lock_guard clk(mu_);
@@ -73,6 +97,10 @@ public:
 
 private:
     static constexpr std::chrono::milliseconds kBackstop{2};
+
+    void mark_seen_locked() {
+        if (seen_.insert(std::this_thread::get_id()).second) settled_.notify_all();
+    }
 
     void notify_locked() {
         // Under mu_: a registered variable outlives its registration.
@@ -84,6 +112,8 @@ private:
     time_point now_;                                                   // guarded by mu_
     std::unordered_map<std::condition_variable*, int> cvs_;            // guarded by mu_
     std::unordered_map<std::condition_variable_any*, int> any_cvs_;    // guarded by mu_
+    std::set<std::thread::id> seen_;  // guarded by mu_: waited since the last advance()
+    std::condition_variable settled_;
 };
 
 }  // namespace pgelect_test

@@ -14,6 +14,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <set>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -100,6 +101,12 @@ public:
         std::lock_guard lk(mu_);
         auto it = rows_.find(name);
         if (it != rows_.end() && it->second.rvn) it->second.rvn = ++rvn_;
+    }
+    // Another transaction holds the row lock of `name` (a fenced write):
+    // renewals skip it and report it unknown until unlocked.
+    void lock_row(const std::string& name, bool locked) {
+        std::lock_guard lk(mu_);
+        if (locked) row_locked_.insert(name); else row_locked_.erase(name);
     }
     // Another client releases `name` (deleting the row) and notifies.
     void release_as_other(const std::string& name) {
@@ -198,8 +205,12 @@ public:
             for (const auto& i : items) {
                 auto it = rows_.find(i.name);
                 if (it == rows_.end() || !held_by(it->second, i.fencing_token, i.owner)) continue;
+                if (row_locked_.count(i.name)) {  // skipped, as SKIP LOCKED does
+                    out.push_back({i.name, i.fencing_token, std::nullopt});
+                    continue;
+                }
                 it->second.rvn = ++rvn_;
-                out.push_back({i.name, *it->second.rvn});
+                out.push_back({i.name, i.fencing_token, *it->second.rvn});
             }
         });
         return out;
@@ -344,6 +355,7 @@ private:
     std::map<std::string, Row> rows_;
     std::int64_t rvn_ = 0;
     std::int64_t token_ = 0;
+    std::set<std::string> row_locked_;
     std::map<Op, std::deque<Fault>> scripted_;
     std::map<Op, Fault> always_;
     std::map<Op, std::function<void()>> hooks_;

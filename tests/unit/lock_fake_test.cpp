@@ -42,10 +42,12 @@ protected:
 
     // Advances the fake clock in steps of `step` up to `total`, letting the
     // client's threads catch up after each one.
-    void advance(std::chrono::nanoseconds total, std::chrono::nanoseconds step) {
+    // `threads`: how many of the client's threads must see each new instant
+    // (2 while it holds a lock: the renewal and deadline threads).
+    void advance(std::chrono::nanoseconds total, std::chrono::nanoseconds step,
+                 std::size_t threads = 2) {
         for (auto done = 0ns; done < total; done += step) {
-            clock_->advance(std::min(step, total - done));
-            std::this_thread::sleep_for(5ms);
+            clock_->step(std::min(step, total - done), threads);
         }
     }
 
@@ -173,7 +175,7 @@ TEST_F(FakeLockTest, ContenderTakesOverOnlyAfterAFullLeaseOfUnchangedVersion) {
     auto waiting = std::async(std::launch::async, [&] { return client_->acquire("a"); });
     ASSERT_TRUE(eventually([&] { return store_->calls(Op::poll) >= 1; }, 2s));
     // The holder never renews: 15 s of the contender's clock after it first saw the version.
-    advance(15s - 500ms, 500ms);
+    advance(15s - 500ms, 500ms, 1);
     std::this_thread::sleep_for(kQuiet);
     EXPECT_EQ(waiting.wait_for(0s), std::future_status::timeout);
     EXPECT_EQ(store_->row("a")->owner, "crashed");
@@ -189,7 +191,7 @@ TEST_F(FakeLockTest, RenewingHolderIsNeverTakenOver) {
     auto waiting = std::async(std::launch::async, [&] { return client_->acquire("a"); });
     ASSERT_TRUE(eventually([&] { return store_->calls(Op::poll) >= 1; }, 2s));
     for (int i = 0; i < 10; ++i) {
-        advance(2s, 500ms);
+        advance(2s, 500ms, 1);
         store_->renew_as_other("a");
     }
     std::this_thread::sleep_for(kQuiet);

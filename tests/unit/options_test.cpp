@@ -253,9 +253,9 @@ TEST(Options, RenewalMustFitTheRenewDeadlineWithARetry) {
     LockClientOptions o;
     EXPECT_NO_THROW(validate_options(o));  // 2 s + 4 s + 1 s + 0.5 s < 10 s
     o.timing = timing(1000ms, 700ms, 200ms, 50ms);
-    EXPECT_NO_THROW(validate_options(o));  // derived: 200 + 250 + 125 + 50 < 700
+    EXPECT_NO_THROW(validate_options(o));  // derived: 200 + 300 + 75 + 50 < 700
 
-    o.renewal_timeout = 400ms;  // 200 + 400 + 200 + 50 >= 700
+    o.renewal_timeout = 400ms;  // 200 + 400 + 100 + 50 >= 700
     const std::string msg = message_of<InvalidArgumentError>([&] { validate_options(o); });
     EXPECT_TRUE(contains(msg, "renew_deadline (700ms)"));
     EXPECT_TRUE(contains(msg, "renewal statement timeout (400ms)"));

@@ -61,7 +61,7 @@ public:
         std::vector<Renewed> out;
         for (const auto& it : items) {
             if (taken_.count(it.name)) continue;
-            out.push_back({it.name, ++rvn_});
+            out.push_back({it.name, it.fencing_token, ++rvn_});
         }
         return out;
     }
