@@ -110,16 +110,21 @@ int main(int argc, char** argv) {
         inherit_connection(*sub, top_args);
     }
 
-    try {
-        if (*print) return schema_print(schema_print_args);
-        if (*apply) return schema_apply(schema_apply_args);
-        if (*status) return pgelect::cli::status(status_args);
-        if (*run) return pgelect::cli::run(run_args);
-        return exit_usage;
-    } catch (const pgelect::Error& e) {
-        return report(e);
-    } catch (const std::exception& e) {
-        say(e.what());
-        return exit_failure;
-    }
+    const auto dispatch = [&]() -> int {
+        try {
+            if (*print) return schema_print(schema_print_args);
+            if (*apply) return schema_apply(schema_apply_args);
+            if (*status) return pgelect::cli::status(status_args);
+            if (*run) return pgelect::cli::run(run_args);
+            return exit_usage;
+        } catch (const pgelect::Error& e) {
+            return report(e);
+        } catch (const std::exception& e) {
+            say(e.what());
+            return exit_failure;
+        }
+    };
+    const int rc = dispatch();
+    flush_messages();
+    return rc;
 }
