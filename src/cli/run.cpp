@@ -78,6 +78,14 @@ int run(const RunArgs& args) {
         // The guard's deadline follows renewals (supervisor.hpp); without them it has none.
         throw InvalidArgumentError("pgelect run needs automatic renewals: --heartbeat must be > 0");
     }
+    if (t.renew_deadline <= 3 * t.heartbeat_interval) {
+        // The guard's first deadline is renew deadline - 2 heartbeats after the
+        // command starts; the term's first renewal comes a heartbeat after the acquisition.
+        say("warning: renew deadline " + duration_text(t.renew_deadline) +
+                " is not above three heartbeats (" + duration_text(t.heartbeat_interval) +
+                "): the guard may stop the command before the term's first renewal reaches it",
+            s.elector.identity);
+    }
     // The command gets SIGTERM at the latest at the renew deadline (its guard's
     // deadline is earlier still) and SIGKILL a grace period later; a successor
     // may start at the lease.  Both are measured from the same renewal, on two
