@@ -5,12 +5,15 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <system_error>
 
 namespace pgelect::cli {
@@ -20,7 +23,20 @@ namespace {
 // exec (or _exit) they make async-signal-safe system calls only: no malloc, no
 // locks, no stdio.
 
-constexpr int kLifeFd = 3;  // the guard's read end of the life pipe, after dup2
+constexpr int kControlFd = 3;  // the guard's end of the control socket pair, after dup2
+
+// The guard tells pgelect (one byte on the control socket) that its deadline passed.
+constexpr char kDeadlinePassed = 'D';
+
+// Arms `tfd` (CLOCK_BOOTTIME) for the absolute instant `at`; one already passed
+// fires at once (0 would disarm it).
+void arm(int tfd, BootTime at) {
+    if (at < 1) at = 1;
+    struct itimerspec spec {};
+    spec.it_value.tv_sec = static_cast<time_t>(at / 1000000000);
+    spec.it_value.tv_nsec = static_cast<long>(at % 1000000000);
+    ::timerfd_settime(tfd, TFD_TIMER_ABSTIME, &spec, nullptr);
+}
 
 void write_all(const char* s) {
     std::size_t n = std::strlen(s);
@@ -66,13 +82,14 @@ void write_all(const char* s) {
     ::_exit(128 + sig);
 }
 
-[[noreturn]] void guard_main(int life_read, int life_write, const char* path, char* const* argv,
-                             char* const* envp, const sigset_t& mask) {
-    ::close(life_write);
-    if (life_read != kLifeFd) {
-        ::dup2(life_read, kLifeFd);
+[[noreturn]] void guard_main(int control, int control_peer, const char* path, char* const* argv,
+                             char* const* envp, const sigset_t& mask, BootTime deadline,
+                             std::int64_t grace_ns) {
+    ::close(control_peer);
+    if (control != kControlFd) {
+        ::dup2(control, kControlFd);
     }
-    ::close_range(kLifeFd + 1, ~0U, 0);  // pgelect's sockets, signalfd, eventfd...
+    ::close_range(kControlFd + 1, ~0U, 0);  // pgelect's sockets, signalfd, eventfd...
     // Termination signals sent to the group are for the command: the guard keeps
     // them blocked (inherited from pgelect's main thread) and waits for the command.
     sigset_t blocked;
@@ -83,11 +100,13 @@ void write_all(const char* s) {
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
     const int sfd = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    const int tfd = ::timerfd_create(CLOCK_BOOTTIME, TFD_CLOEXEC | TFD_NONBLOCK);
     const pid_t self = ::getpid();
     const pid_t command = ::fork();
     if (command == 0) exec_command(self, path, argv, envp, mask);
-    if (command < 0 || sfd < 0) {
-        write_all("pgelect: cannot start the command: fork or signalfd failed\n");
+    if (command < 0 || sfd < 0 || tfd < 0) {
+        write_all("pgelect: cannot start the command: fork, signalfd or timerfd failed\n");
+        ::kill(0, SIGKILL);
         ::_exit(126);
     }
     // A termination signal sent to the group before the command existed is
@@ -98,11 +117,44 @@ void write_all(const char* s) {
     const struct timespec zero {};
     for (int sig; (sig = ::sigtimedwait(&term, nullptr, &zero)) > 0;) ::kill(command, sig);
 
+    // The guard's own clock decides; nothing here waits for pgelect to be scheduled.
+    arm(tfd, deadline);
+    bool expired = false;
     for (;;) {
-        struct pollfd fds[2] = {{kLifeFd, POLLIN, 0}, {sfd, POLLIN, 0}};
-        if (::poll(fds, 2, -1) < 0 && errno == EINTR) continue;
-        if (fds[0].revents != 0 || (fds[1].revents & (POLLERR | POLLNVAL)) != 0) {
-            // pgelect is gone: nothing may outlive it.  This kills the guard too.
+        struct pollfd fds[3] = {{kControlFd, POLLIN, 0}, {sfd, POLLIN, 0}, {tfd, POLLIN, 0}};
+        if (::poll(fds, 3, -1) < 0) continue;  // EINTR
+        if (fds[0].revents != 0) {
+            for (;;) {
+                BootTime moved = 0;
+                const ssize_t n = ::recv(kControlFd, &moved, sizeof moved, MSG_DONTWAIT);
+                if (n < 0 && errno == EINTR) continue;
+                if (n < 0 && errno == EAGAIN) break;
+                if (n <= 0) {
+                    // pgelect is gone: nothing may outlive it.  This kills the guard too.
+                    ::kill(0, SIGKILL);
+                    ::_exit(128 + SIGKILL);
+                }
+                if (n == static_cast<ssize_t>(sizeof moved) && !expired) arm(tfd, moved);
+            }
+        }
+        if ((fds[2].revents & POLLIN) != 0) {
+            std::uint64_t ticks;
+            if (::read(tfd, &ticks, sizeof ticks) == static_cast<ssize_t>(sizeof ticks)) {
+                if (expired) {
+                    // The grace period is over: the whole group, the guard included.
+                    ::kill(0, SIGKILL);
+                    ::_exit(128 + SIGKILL);
+                }
+                // Signal first; pgelect learns of it when it runs again.
+                expired = true;
+                ::kill(0, SIGTERM);  // blocked in the guard itself
+                struct timespec now {};
+                ::clock_gettime(CLOCK_BOOTTIME, &now);
+                arm(tfd, BootTime{now.tv_sec} * 1000000000 + now.tv_nsec + grace_ns);
+                (void)::send(kControlFd, &kDeadlinePassed, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+            }
+        }
+        if ((fds[1].revents & (POLLERR | POLLNVAL)) != 0) {
             ::kill(0, SIGKILL);
             ::_exit(128 + SIGKILL);
         }
@@ -124,6 +176,12 @@ std::vector<char*> c_strings(const std::vector<std::string>& v) {
 
 }  // namespace
 
+BootTime boot_now() {
+    struct timespec now {};
+    ::clock_gettime(CLOCK_BOOTTIME, &now);
+    return BootTime{now.tv_sec} * 1000000000 + now.tv_nsec;
+}
+
 std::optional<std::string> find_executable(const std::string& name) {
     if (name.empty()) return std::nullopt;
     if (name.find('/') != std::string::npos) {
@@ -144,29 +202,30 @@ std::optional<std::string> find_executable(const std::string& name) {
     }
 }
 
-Supervised::Supervised(const CommandSpec& spec) {
+Supervised::Supervised(const CommandSpec& spec, BootTime deadline, std::int64_t grace_ns) {
     // Everything the children need is built before fork.
     std::vector<char*> argv = c_strings(spec.argv);
     std::vector<char*> envp = c_strings(spec.env);
-    int life[2];
-    if (::pipe2(life, O_CLOEXEC) != 0)
-        throw std::system_error(errno, std::generic_category(), "pipe2");
+    int control[2];  // [0] pgelect's end, [1] the guard's
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, control) != 0)
+        throw std::system_error(errno, std::generic_category(), "socketpair");
     const pid_t pid = ::fork();
     if (pid < 0) {
         const int err = errno;
-        ::close(life[0]);
-        ::close(life[1]);
+        ::close(control[0]);
+        ::close(control[1]);
         throw std::system_error(err, std::generic_category(), "fork");
     }
     if (pid == 0) {
         ::setpgid(0, 0);
-        guard_main(life[0], life[1], spec.path.c_str(), argv.data(), envp.data(), spec.signal_mask);
+        guard_main(control[1], control[0], spec.path.c_str(), argv.data(), envp.data(),
+                   spec.signal_mask, deadline, grace_ns);
     }
     // Also here, so that no signal to the group can precede the group.
     ::setpgid(pid, pid);
-    ::close(life[0]);
+    ::close(control[1]);
     guard_ = pid;
-    life_fd_ = life[1];
+    control_fd_ = control[0];
 }
 
 Supervised::~Supervised() {
@@ -176,11 +235,26 @@ Supervised::~Supervised() {
         while (::waitpid(guard_, &status, 0) < 0 && errno == EINTR) {
         }
     }
-    ::close(life_fd_);
+    ::close(control_fd_);
 }
 
 void Supervised::signal_group(int sig) const {
     if (!reaped_) ::kill(-guard_, sig);
+}
+
+bool Supervised::set_deadline(BootTime deadline) const {
+    return ::send(control_fd_, &deadline, sizeof deadline, MSG_DONTWAIT | MSG_NOSIGNAL) ==
+           static_cast<ssize_t>(sizeof deadline);
+}
+
+bool Supervised::deadline_passed() {
+    char c;
+    ssize_t n;
+    while ((n = ::recv(control_fd_, &c, 1, MSG_DONTWAIT)) == 1) {
+        if (c == kDeadlinePassed) deadline_passed_ = true;
+    }
+    if (n == 0) guard_closed_ = true;
+    return deadline_passed_;
 }
 
 std::optional<int> Supervised::try_reap() {

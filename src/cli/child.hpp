@@ -9,6 +9,14 @@
 // guard.  A descendant that moves to another process group or session escapes;
 // nothing short of a cgroup catches that.
 //
+// The guard also enforces a deadline of its own, so that no command outlives
+// its leadership even while pgelect is stopped (SIGSTOP, a debugger), starved
+// or blocked: pgelect moves the deadline on after every successful renewal
+// (set_deadline); when it passes without a move, the guard SIGTERMs the group
+// and SIGKILLs it after the grace period, whatever pgelect is doing.  The
+// deadline is an instant of CLOCK_BOOTTIME, the same kernel clock in both
+// processes, which also runs while the machine is suspended (a lease does).
+//
 // The guard exits the way the command did (same exit code, or killed by the
 // same signal), so pgelect reads the command's status from the guard.
 #pragma once
@@ -16,6 +24,7 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,6 +38,10 @@ struct CommandSpec {
     sigset_t signal_mask{};         // restored in the command before exec
 };
 
+// An instant of CLOCK_BOOTTIME, in nanoseconds.
+using BootTime = std::int64_t;
+BootTime boot_now();
+
 // PATH lookup as execvp does it, done before forking.  nullopt if not found.
 std::optional<std::string> find_executable(const std::string& name);
 
@@ -36,8 +49,10 @@ std::optional<std::string> find_executable(const std::string& name);
 // SIGCHLD must be blocked in the calling thread (pgelect reads it from a signalfd).
 class Supervised {
   public:
-    // Forks the guard and the command.  Throws std::system_error if fork fails.
-    explicit Supervised(const CommandSpec& spec);
+    // Forks the guard and the command.  The guard stops the command at
+    // `deadline` unless set_deadline() moves it; SIGKILL follows `grace_ns`
+    // after its SIGTERM.  Throws std::system_error if fork fails.
+    Supervised(const CommandSpec& spec, BootTime deadline, std::int64_t grace_ns);
     // If the guard has not been reaped: SIGKILLs the process group and reaps it.
     ~Supervised();
     Supervised(const Supervised&) = delete;
@@ -47,14 +62,29 @@ class Supervised {
     pid_t process_group() const { return guard_; }
     // Sends `sig` to every process of the group.
     void signal_group(int sig) const;
+    // Moves the guard's deadline (a deadline already passed stays passed; one
+    // not later than now stops the command at once).  Never blocks; safe from
+    // any thread while this object lives.  False if the guard did not get it.
+    bool set_deadline(BootTime deadline) const;
+    // set_deadline(now): the guard SIGTERMs the group, and SIGKILLs it after the grace period.
+    bool expire() const { return set_deadline(0); }
+    // Readable (POLLIN) once the guard's deadline has passed (or the guard is gone).
+    int guard_fd() const { return control_fd_; }
+    // Consumes what guard_fd() has to say; true once the guard's deadline has passed.
+    bool deadline_passed();
+    // True once deadline_passed() found the guard's end closed (it exited).
+    bool guard_closed() const { return guard_closed_; }
+
     // If the guard has exited: SIGKILLs whatever the command left behind in its
     // group, reaps the guard and returns its wait status.  Never blocks otherwise.
     std::optional<int> try_reap();
 
   private:
     pid_t guard_ = -1;
-    int life_fd_ = -1;  // write end of the pipe the guard watches
+    int control_fd_ = -1;  // pgelect's end of the socket pair the guard watches
     bool reaped_ = false;
+    bool deadline_passed_ = false;
+    bool guard_closed_ = false;
 };
 
 // 128 + signal for a killed process, else the exit code (shell convention).

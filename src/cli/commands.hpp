@@ -28,7 +28,7 @@ struct RunArgs {
     std::string data;
     // Timing flags; empty: the configuration's group or defaults, else the library's.
     std::string lease, renew_deadline, heartbeat, retry;
-    std::string grace{"5s"};
+    std::string grace{"3s"};  // default: renew deadline 10s + 3s leaves 2s of the 15s lease
     std::string metrics_listen;
     bool create_table = false;
     std::vector<std::string> command;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <optional>
 #include <string>
 
@@ -59,8 +60,12 @@ CLI::Validator duration_check();
 // parse_duration for a value already checked by duration_check().
 Duration to_duration(const std::string& text);
 
-// Writes "pgelect: <message>" (or "pgelect[<tag>]: <message>") and a newline
-// to stderr in one call.
+// Queues "pgelect: <message>" (or "pgelect[<tag>]: <message>") and a newline
+// for stderr and returns at once: a thread of its own writes each line in one
+// call, so a stderr nobody reads never blocks the caller (messages.cpp).  Any thread.
 void say(const std::string& message, const std::string& tag = {});
+
+// Waits until every queued message is written, or `timeout`.  Called before exiting.
+void flush_messages(std::chrono::milliseconds timeout = std::chrono::seconds(2));
 
 }  // namespace pgelect::cli

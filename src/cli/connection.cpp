@@ -77,13 +77,4 @@ Duration to_duration(const std::string& text) {
     return parse_duration(text);
 }
 
-void say(const std::string& message, const std::string& tag) {
-    const std::string line =
-        (tag.empty() ? "pgelect: " : "pgelect[" + tag + "]: ") + message + "\n";
-    // One write, so that lines of concurrent processes sharing stderr do not interleave.
-    if (::write(STDERR_FILENO, line.data(), line.size()) < 0) {
-        // Nothing sensible to do when stderr is gone.
-    }
-}
-
 }  // namespace pgelect::cli

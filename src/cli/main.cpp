@@ -80,9 +80,10 @@ int main(int argc, char** argv) {
     run->footer(
         "COMMAND runs in its own process group with PGELECT_GROUP, PGELECT_IDENTITY,\n"
         "PGELECT_FENCING_TOKEN and PGELECT_TABLE set.  On leadership loss the group gets SIGTERM,\n"
-        "then SIGKILL after --grace.  SIGINT/SIGTERM/SIGHUP are forwarded to it; once it is gone\n"
-        "pgelect resigns.  When COMMAND exits on its own, pgelect resigns and exits with its\n"
-        "status.  If pgelect dies, even by SIGKILL, the whole process group is killed.");
+        "then SIGKILL after --grace; its guard process does so on its own when no renewal\n"
+        "reaches it in time (pgelect stopped or starved).  SIGINT/SIGTERM/SIGHUP are forwarded\n"
+        "to it; once it is gone pgelect resigns.  When COMMAND exits on its own, pgelect\n"
+        "resigns and exits with its status.  If pgelect dies, even by SIGKILL, the whole process group is killed.");
     add_connection_options(*run, run_args.connection);
     run->add_option("--group", run_args.group, "election group (the lease row's name)")->required();
     run->add_option(
@@ -110,16 +111,21 @@ int main(int argc, char** argv) {
         inherit_connection(*sub, top_args);
     }
 
-    try {
-        if (*print) return schema_print(schema_print_args);
-        if (*apply) return schema_apply(schema_apply_args);
-        if (*status) return pgelect::cli::status(status_args);
-        if (*run) return pgelect::cli::run(run_args);
-        return exit_usage;
-    } catch (const pgelect::Error& e) {
-        return report(e);
-    } catch (const std::exception& e) {
-        say(e.what());
-        return exit_failure;
-    }
+    const auto dispatch = [&]() -> int {
+        try {
+            if (*print) return schema_print(schema_print_args);
+            if (*apply) return schema_apply(schema_apply_args);
+            if (*status) return pgelect::cli::status(status_args);
+            if (*run) return pgelect::cli::run(run_args);
+            return exit_usage;
+        } catch (const pgelect::Error& e) {
+            return report(e);
+        } catch (const std::exception& e) {
+            say(e.what());
+            return exit_failure;
+        }
+    };
+    const int rc = dispatch();
+    flush_messages();
+    return rc;
 }

@@ -10,6 +10,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/supervisor.hpp"
+#include "pgelect/log.hpp"
 
 extern char** environ;
 
@@ -73,11 +74,31 @@ int run(const RunArgs& args) {
     s.connection.options.timing = *s.elector.timing;
     s.grace = to_duration(args.grace);
     const LeaseTiming& t = *s.elector.timing;
-    if (t.renew_deadline + s.grace > t.lease_duration) {
-        // The command gets SIGTERM at the renew deadline; a successor may start at the lease.
+    if (t.heartbeat_interval.count() == 0) {
+        // The guard's deadline follows renewals (supervisor.hpp); without them it has none.
+        throw InvalidArgumentError("pgelect run needs automatic renewals: --heartbeat must be > 0");
+    }
+    if (t.renew_deadline <= 3 * t.heartbeat_interval) {
+        // The guard's first deadline is renew deadline - 2 heartbeats after the
+        // command starts; the term's first renewal comes a heartbeat after the acquisition.
+        say("warning: renew deadline " + duration_text(t.renew_deadline) +
+                " is not above three heartbeats (" + duration_text(t.heartbeat_interval) +
+                "): the guard may stop the command before the term's first renewal reaches it",
+            s.elector.identity);
+    }
+    // The command gets SIGTERM at the latest at the renew deadline (its guard's
+    // deadline is earlier still) and SIGKILL a grace period later; a successor
+    // may start at the lease.  Both are measured from the same renewal, on two
+    // machines' clocks: keep a tenth of the lease in reserve for clock rates,
+    // a SIGKILLed process still being torn down and the successor's own delays.
+    const Duration margin = t.lease_duration - t.renew_deadline - s.grace;
+    if (margin < t.lease_duration / 10) {
         say("warning: renew deadline " + duration_text(t.renew_deadline) + " + grace " +
-                duration_text(s.grace) + " exceeds the lease " + duration_text(t.lease_duration) +
-                ": after a lost lease this command may still run when the next leader's starts",
+                duration_text(s.grace) + " leaves " +
+                (margin.count() < 0 ? "no" : duration_text(margin)) + " of the lease " +
+                duration_text(t.lease_duration) +
+                " (less than a tenth): after a lost lease this command may still run when the "
+                "next leader's starts",
             s.elector.identity);
     }
     s.create_table =
@@ -119,6 +140,8 @@ int run(const RunArgs& args) {
         ~Closer() { ::close(fd); }
     } closer{signal_fd};
 
+    // The library's messages (from its own threads) go the same non-blocking way as ours.
+    set_log_sink([](LogLevel, std::string_view message) { say(std::string(message)); });
     Supervisor supervisor(std::move(s), signal_fd);
     return supervisor.run();
 }

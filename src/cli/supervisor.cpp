@@ -2,8 +2,10 @@
 
 #include <poll.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -52,6 +54,17 @@ int Supervisor::run() {
     }
 
     LockClient client(settings_.connection.dsn, settings_.connection.options);
+    // Connected before any lock exists: the guard's deadline follows the lease.
+    const LeaseTiming& timing = *settings_.elector.timing;
+    bound_ = std::make_unique<LeaseBound>(settings_.elector.group, timing.renew_deadline);
+    client.acquire_attempted.connect([this](const std::string& name, AttemptResult result) {
+        if (result == AttemptResult::acquired && name == settings_.elector.group) {
+            bound_->acquired(boot_now());
+        }
+    });
+    client.renewal_finished.connect([this](const RenewalReport& report) {
+        if (const auto deadline = bound_->renewed(report, boot_now())) extend_guard(*deadline);
+    });
     if (settings_.create_table) {
         client.try_create_table();
     } else {
@@ -64,6 +77,7 @@ int Supervisor::run() {
     }
     Elector elector(client, settings_.elector);
     identity_ = elector.identity();
+    elector_ = &elector;
     elector.become_leader.connect([this](const Leadership& term) { events_.push(Elected{term}); });
     elector.lost_leadership.connect([this](const LossInfo& loss) { events_.push(Lost{loss}); });
     elector.leader_changed.connect(
@@ -76,14 +90,17 @@ int Supervisor::run() {
     // Unwinding must stop the command before ~Elector resigns.
     struct StopCommandFirst {
         Supervisor& self;
-        ~StopCommandFirst() { self.child_.reset(); }
+        ~StopCommandFirst() {
+            self.drop_child();
+            self.elector_ = nullptr;
+        }
     } stop_command_first{*this};
 
     note("campaigning for group " + settings_.elector.group + " in table " +
          settings_.connection.options.table);
     elector.start();
     loop();
-    child_.reset();
+    drop_child();
     elector.stop();  // resigns if still leading: followers are woken by NOTIFY
     for (Event& event : events_.take()) {
         if (auto* lost = std::get_if<Lost>(&event)) on_event(*lost);  // report the resignation
@@ -101,24 +118,26 @@ void Supervisor::loop() {
             timeout_ms =
                 static_cast<int>(std::max<std::chrono::milliseconds::rep>(0, left.count()));
         }
-        struct pollfd fds[2] = {{signal_fd_, POLLIN, 0}, {events_.fd(), POLLIN, 0}};
-        if (::poll(fds, 2, timeout_ms) < 0) {
+        const bool watch_guard = child_ && !child_->process->guard_closed();
+        struct pollfd fds[3] = {{signal_fd_, POLLIN, 0},
+                                {events_.fd(), POLLIN, 0},
+                                {watch_guard ? child_->process->guard_fd() : -1, POLLIN, 0}};
+        if (::poll(fds, 3, timeout_ms) < 0) {
             if (errno == EINTR) continue;
             throw std::system_error(errno, std::generic_category(), "poll");
         }
         if ((fds[0].revents & POLLIN) != 0) read_signals();
+        if (fds[2].revents != 0 && child_) on_guard_message();
         if ((fds[1].revents & POLLIN) != 0) {
             for (Event& event : events_.take()) {
                 std::visit([this](auto& e) { on_event(e); }, event);
             }
         }
         if (child_ && child_->kill_at && !child_->killed && Clock::now() >= *child_->kill_at) {
-            note(
-                "the command did not stop within the grace period: sending SIGKILL to process "
-                "group " +
-                std::to_string(child_->process->process_group()));
             child_->process->signal_group(SIGKILL);
             child_->killed = true;
+            note("the command did not stop within the grace period: sent SIGKILL to process group " +
+                 std::to_string(child_->process->process_group()));
         }
     }
 }
@@ -138,9 +157,9 @@ void Supervisor::on_signal(int sig) {
     if (stop_signal_ != 0) {
         // A second request: no more grace.
         if (child_ && !child_->killed) {
-            note("received " + signal_name(sig) + " again: sending SIGKILL to the command");
             child_->process->signal_group(SIGKILL);
             child_->killed = true;
+            note("received " + signal_name(sig) + " again: sent SIGKILL to the command");
         }
         return;
     }
@@ -168,7 +187,15 @@ void Supervisor::on_event(Elected& e) {
 void Supervisor::on_event(TermEnded& e) {
     if (pending_ && pending_->fencing_token == e.token) pending_.reset();
     if (child_ && child_->token == e.token && !child_->kill_at) {
-        stop_command(SIGTERM, "leadership ended (fencing token " + std::to_string(e.token) + ")");
+        // The guard signals (it was told already if the thread that ended the
+        // term got to it); pgelect keeps its own SIGKILL as a backstop.
+        child_->kill_at = Clock::now() + settings_.grace;
+        const bool told = child_->process->expire();
+        if (!told) child_->process->signal_group(SIGTERM);
+        note("leadership ended (fencing token " + std::to_string(e.token) + "): " +
+             (told ? "the guard sends SIGTERM to " : "sent SIGTERM to ") + settings_.command_name +
+             " (process group " + std::to_string(child_->process->process_group()) +
+             "), SIGKILL after " + seconds(settings_.grace));
     }
 }
 
@@ -194,20 +221,50 @@ void Supervisor::on_event(LeaderSeen& e) {
 void Supervisor::start_command(const Leadership& term) {
     Child child;
     child.token = term.fencing_token;
-    // Registered before the check below: a term that ends from now on queues an
-    // event, one that ended already is not started at all.
+    // Registered before the check below: a term that ends from now on stops
+    // the command through its guard at once and queues an event; one that
+    // ended already is not started at all.
     child.on_term_end = std::make_unique<std::stop_callback<std::function<void()>>>(
-        term.stop_token, [this, token = term.fencing_token] { events_.push(TermEnded{token}); });
+        term.stop_token, [this, token = term.fencing_token] {
+            expire_guard(token);
+            events_.push(TermEnded{token});
+        });
     if (term.stop_token.stop_requested()) {
         note("term " + std::to_string(term.fencing_token) + " ended before the command started");
         return;
     }
+    // The guard's first deadline: what the renewals since the acquisition
+    // prove, and at least what healthy() proves (lease_bound.hpp).  Nothing
+    // proven: the guard stops the command at once.
+    const LeaseTiming& timing = *settings_.elector.timing;
+    const BootTime now = boot_now();
+    BootTime deadline = now;
+    const bool healthy = elector_->healthy();
+    const std::optional<Leadership> leading = elector_->leadership();
+    if (healthy && leading && leading->fencing_token == term.fencing_token) {
+        deadline = now + LeaseBound::to_ns(timing.renew_deadline) -
+                   2 * LeaseBound::to_ns(timing.heartbeat_interval);
+    }
+    if (const auto proven = bound_->current()) deadline = std::max(deadline, *proven);
+
     CommandSpec spec = settings_.command;
     spec.env.push_back("PGELECT_GROUP=" + term.group);
     spec.env.push_back("PGELECT_IDENTITY=" + term.identity);
     spec.env.push_back("PGELECT_FENCING_TOKEN=" + std::to_string(term.fencing_token));
     spec.env.push_back("PGELECT_TABLE=" + term.table);
-    child.process = std::make_unique<Supervised>(spec);
+    child.process =
+        std::make_unique<Supervised>(spec, deadline, LeaseBound::to_ns(settings_.grace));
+    {
+        std::lock_guard lk(guard_mu_);
+        guard_ = child.process.get();
+        guard_token_ = term.fencing_token;
+        guard_term_ = term.stop_token;
+    }
+    // A renewal may have moved the bound while the guard was being started.
+    if (const auto proven = bound_->current(); proven && *proven > deadline) {
+        extend_guard(*proven);
+    }
+    if (term.stop_token.stop_requested()) child.process->expire();
     note("started " + settings_.command_name + " (process group " +
          std::to_string(child.process->process_group()) + ", fencing token " +
          std::to_string(term.fencing_token) + ")");
@@ -215,25 +272,77 @@ void Supervisor::start_command(const Leadership& term) {
 }
 
 void Supervisor::stop_command(int sig, const std::string& why) {
+    child_->process->signal_group(sig);
     child_->kill_at = Clock::now() + settings_.grace;
-    note(why + ": sending " + signal_name(sig) + " to " + settings_.command_name +
+    note(why + ": sent " + signal_name(sig) + " to " + settings_.command_name + " (process group " +
+         std::to_string(child_->process->process_group()) + "), SIGKILL after " +
+         seconds(settings_.grace));
+}
+
+void Supervisor::on_guard_message() {
+    if (!child_->process->deadline_passed() || child_->kill_at) return;
+    // The guard's own deadline passed: renewals did not reach it in time
+    // (pgelect stopped, starved, or its renewals slow).  It has signalled already.
+    child_->kill_at = Clock::now() + settings_.grace;
+    note("no renewal came in time: the guard sent SIGTERM to " + settings_.command_name +
          " (process group " + std::to_string(child_->process->process_group()) +
          "), SIGKILL after " + seconds(settings_.grace));
-    child_->process->signal_group(sig);
+}
+
+void Supervisor::extend_guard(BootTime deadline) {
+    std::lock_guard lk(guard_mu_);
+    if (guard_ != nullptr && !guard_term_.stop_requested()) guard_->set_deadline(deadline);
+}
+
+void Supervisor::expire_guard(std::int64_t token) {
+    std::lock_guard lk(guard_mu_);
+    if (guard_ != nullptr && guard_token_ == token) guard_->expire();
+}
+
+void Supervisor::drop_child() {
+    {
+        std::lock_guard lk(guard_mu_);
+        guard_ = nullptr;
+    }
+    // Outside guard_mu_: destroying the stop callback waits for a running one.
+    child_.reset();
 }
 
 void Supervisor::reap() {
     if (!child_) return;
     const std::optional<int> status = child_->process->try_reap();
     if (!status) return;
-    const bool stopping = child_->kill_at.has_value();
-    child_.reset();
+    const bool guard_stopped = child_->process->deadline_passed();
+    const bool kill_at_set = child_->kill_at.has_value();
+    const bool stopping = kill_at_set || guard_stopped;
+    const bool killed_by_guard = stopping && !child_->killed && WIFSIGNALED(*status) &&
+                                 WTERMSIG(*status) == SIGKILL;
+    const std::int64_t token = child_->token;
+    const pid_t group = child_->process->process_group();
+    drop_child();
+    if (guard_stopped && !kill_at_set) {
+        note("no renewal came in time: the guard stopped " + settings_.command_name +
+             " (process group " + std::to_string(group) + ")");
+    }
+    if (killed_by_guard) {
+        note("the command did not stop within the grace period: its guard sent SIGKILL to "
+             "process group " +
+             std::to_string(group));
+    }
     note(settings_.command_name + " " + describe(*status));
     if (stop_signal_ != 0 || !stopping) {
         // Asked to stop, or the command ended on its own while leading: resign and exit.
         exit_code_ = exit_code_of(*status);
         done_ = true;
         return;
+    }
+    // Stopped by its guard while this term may still be trusted (renewals came
+    // late): give the term up, so that the group gets a new one and a command.
+    if (const auto leading = elector_->leadership();
+        leading && leading->fencing_token == token && !pending_) {
+        note("the command was stopped while term " + std::to_string(token) +
+             " still holds: resigning it");
+        elector_->resign();
     }
     // Stopped because the term ended: follow, and run it again if elected again.
     if (pending_) {

@@ -3,9 +3,13 @@
 //
 // Threads: the main thread owns the command and runs the loop.  The elector's
 // thread (its signals) and the lock client's renewal and deadline threads (a
-// term's stop_token, which fires the moment the lease is lost) only push events
+// term's stop_token, which fires the moment the lease is lost) push events
 // into a queue the loop polls, next to a signalfd for SIGCHLD, SIGINT, SIGTERM
-// and SIGHUP.
+// and SIGHUP.  Two things do not wait for the loop: a lost lease tells the
+// command's guard to stop it at once (from the thread that noticed), and every
+// successful renewal moves the guard's deadline (from the renewal thread).
+// While the loop does not run (pgelect stopped or starved), the guard stops
+// the command at its deadline on its own.
 #pragma once
 
 #include <signal.h>
@@ -14,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -22,6 +27,7 @@
 #include "cli/child.hpp"
 #include "cli/common.hpp"
 #include "cli/event_queue.hpp"
+#include "cli/lease_bound.hpp"
 #include "pgelect/elector.hpp"
 
 namespace pgelect::cli {
@@ -29,7 +35,7 @@ namespace pgelect::cli {
 struct SupervisorSettings {
     Connection connection;
     ElectorOptions elector;
-    Duration grace{std::chrono::seconds(5)};
+    Duration grace{std::chrono::seconds(3)};
     bool create_table = false;
     std::string metrics_listen;  // empty: no metrics endpoint
     CommandSpec command;         // env without the PGELECT_* variables added per term
@@ -79,15 +85,28 @@ class Supervisor {
     void on_event(LeaderSeen& e);
     void start_command(const Leadership& term);
     void stop_command(int sig, const std::string& why);
+    void on_guard_message();
     void reap();
+    void drop_child();
+    // From any thread: moves the current command's guard deadline, or stops it now.
+    void extend_guard(BootTime deadline);
+    void expire_guard(std::int64_t token);
     void note(const std::string& message) const;
 
     // constant after construction
     const SupervisorSettings settings_;
     const int signal_fd_;
-    std::string identity_;  // set once the elector exists
+    std::string identity_;                // set once the elector exists
+    Elector* elector_ = nullptr;          // set once the elector exists
+    std::unique_ptr<LeaseBound> bound_;   // set before the campaign starts
 
     EventQueue<Event> events_;  // filled from any thread
+
+    // The running command's guard, for the library's threads.
+    std::mutex guard_mu_;
+    Supervised* guard_ = nullptr;  // guarded by guard_mu_
+    std::int64_t guard_token_ = 0;  // guarded by guard_mu_
+    std::stop_token guard_term_;    // guarded by guard_mu_
 
     // main thread only
     std::optional<Child> child_;

@@ -65,8 +65,10 @@ inline bool process_alive(pid_t pid) {
 // SIGKILLs it if it still runs.
 class Pgelect {
   public:
-    // `wrapper`: runs pgelect through e.g. {"/usr/bin/nohup"}.
-    explicit Pgelect(const std::vector<std::string>& args, std::vector<std::string> wrapper = {}) {
+    // `wrapper`: runs pgelect through e.g. {"/usr/bin/nohup"}.  `stderr_fd`: pgelect's
+    // stderr instead of a file (e.g. a pipe the test holds); err() is empty then.
+    explicit Pgelect(const std::vector<std::string>& args, std::vector<std::string> wrapper = {},
+                     int stderr_fd = -1) {
         static std::atomic<int> counter{0};
         const std::string base = (dir_ / ("p" + std::to_string(counter++)));
         out_path_ = base + ".out";
@@ -86,7 +88,9 @@ class Pgelect {
             if (::getppid() != parent) ::_exit(127);
             const int in = ::open("/dev/null", O_RDONLY);
             const int out = ::open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            const int err = ::open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            const int err = stderr_fd >= 0
+                                ? stderr_fd
+                                : ::open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
             if (in < 0 || out < 0 || err < 0) ::_exit(127);
             ::dup2(in, STDIN_FILENO);
             ::dup2(out, STDOUT_FILENO);

@@ -1,6 +1,11 @@
 // pgelect run: one command per group at a time, and never one that outlives
 // its leadership or its pgelect.
+#include <poll.h>
+
+#include <atomic>
+#include <mutex>
 #include <regex>
+#include <thread>
 
 #include "../metrics/scrape.hpp"
 #include "cli_process.hpp"
@@ -28,7 +33,7 @@ class CliRunTest : public ::testing::Test {
 
     // pgelect run for `identity`, running child.sh in `mode`, with short leases.
     std::unique_ptr<Pgelect> start(const std::string& identity, std::vector<std::string> mode,
-                                   std::vector<std::string> extra = {}) {
+                                   std::vector<std::string> extra = {}, int stderr_fd = -1) {
         std::vector<std::string> args{"run",     "--dsn", dsn(),        "--table", table_,
                                       "--group", "g",     "--identity", identity};
         if (extra.empty()) {
@@ -38,7 +43,7 @@ class CliRunTest : public ::testing::Test {
         args.insert(args.end(), extra.begin(), extra.end());
         args.insert(args.end(), {"--", "/bin/sh", PGELECT_CLI_CHILD, dir_.path().string()});
         args.insert(args.end(), mode.begin(), mode.end());
-        return std::make_unique<Pgelect>(args);
+        return std::make_unique<Pgelect>(args, std::vector<std::string>{}, stderr_fd);
     }
 
     std::vector<Start> starts() const {
@@ -52,6 +57,22 @@ class CliRunTest : public ::testing::Test {
         return eventually([&] { return starts().size() >= n; }, timeout);
     }
     std::string events() const { return read_file(dir_ / "events"); }
+
+    // The times (date +%s%N) the "stamp" commands of `identity` wrote, in order.
+    // Lines cut short (a `date` killed with its group, a line still being
+    // written) are skipped.
+    std::vector<long long> stamps_of(const std::string& identity) const {
+        const std::string text = read_file(dir_ / "stamps");
+        std::vector<long long> out;
+        std::size_t start = 0;
+        for (std::size_t end; (end = text.find('\n', start)) != std::string::npos; start = end + 1) {
+            std::istringstream line(text.substr(start, end - start));
+            std::string who;
+            long long ns;
+            if (line >> who >> ns && who == identity) out.push_back(ns);
+        }
+        return out;
+    }
 
     std::string table_ = unique_table("clirun");
     TempDir dir_;
@@ -239,6 +260,112 @@ TEST_F(CliRunTest, CommandIgnoringSigtermIsKilledAfterTheGracePeriod) {
     EXPECT_GT(took, 1000ms);
     EXPECT_LT(took, 3000ms);
     EXPECT_NE(a->err().find("SIGKILL"), std::string::npos) << a->output();
+}
+
+// Short enough for a quick test, long enough for a loaded 2-core machine: the
+// guard stops the command at most renew deadline + grace (1.8s) after the last
+// renewal; a successor starts no earlier than the lease (3s) after it.
+const std::vector<std::string> kGuardTiming{"--lease",     "3s",    "--renew-deadline", "1500ms",
+                                            "--heartbeat", "300ms", "--retry",          "100ms",
+                                            "--grace",     "300ms"};
+
+TEST_F(CliRunTest, StoppedPgelectsCommandEndsBeforeTheNextLeadersStarts) {
+    auto a = start("a", {"stamp"}, kGuardTiming);
+    ASSERT_TRUE(wait_starts(1)) << a->output();
+    const Start first = starts().at(0);
+    auto b = start("b", {"stamp"}, kGuardTiming);
+    ASSERT_TRUE(eventually([&] { return b->err().find("following a") != std::string::npos; }))
+        << b->output();
+    ASSERT_TRUE(eventually([&] { return !stamps_of("a").empty(); })) << a->output();
+
+    // Stopped: no thread of pgelect runs, neither renewals nor its deadline timer.
+    a->signal(SIGSTOP);
+    ASSERT_TRUE(wait_starts(2, 15s)) << b->output();
+    EXPECT_EQ(starts().at(1).identity, "b");
+    EXPECT_TRUE(eventually([&] { return !process_alive(first.pid); }, 5s))
+        << "the command of a stopped pgelect kept running after its lease";
+    EXPECT_NE(events().find("term " + std::to_string(first.pid)), std::string::npos)
+        << "the command was not given SIGTERM first";
+    ASSERT_TRUE(eventually([&] { return !stamps_of("b").empty(); }, 5s)) << b->output();
+    const auto old_stamps = stamps_of("a");
+    const auto new_stamps = stamps_of("b");
+    EXPECT_LT(old_stamps.back(), new_stamps.front())
+        << "the old command's last output is " << (old_stamps.back() - new_stamps.front()) / 1000000
+        << " ms after the new command's first";
+
+    a->signal(SIGCONT);
+    a->signal(SIGKILL);
+    EXPECT_EQ(a->wait_exit(5s), 128 + SIGKILL);
+    EXPECT_EQ(b->exit_code(), std::nullopt) << b->output();
+}
+
+TEST_F(CliRunTest, FullStderrPipeDoesNotDelayStoppingTheCommand) {
+    int pipe_fds[2];
+    ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
+    struct Closer {
+        int (&fds)[2];
+        ~Closer() {
+            ::close(fds[0]);
+            ::close(fds[1]);
+        }
+    } closer{pipe_fds};
+    // Read pgelect's stderr until it leads, then leave the pipe full and unread.
+    std::atomic<bool> draining{true};
+    std::mutex drained_mu;
+    std::string drained;
+    std::thread drainer([&] {
+        char buf[4096];
+        while (draining) {
+            struct pollfd p {pipe_fds[0], POLLIN, 0};
+            if (::poll(&p, 1, 20) <= 0) continue;
+            const ssize_t n = ::read(pipe_fds[0], buf, sizeof buf);
+            if (n <= 0) break;
+            std::lock_guard lk(drained_mu);
+            drained.append(buf, static_cast<std::size_t>(n));
+        }
+    });
+    auto a_err = [&] {
+        std::lock_guard lk(drained_mu);
+        return drained;
+    };
+    auto a = start("a", {"stamp"}, kGuardTiming, pipe_fds[1]);
+    ASSERT_TRUE(wait_starts(1)) << a->output() << a_err();
+    const Start first = starts().at(0);
+    auto b = start("b", {"stamp"}, kGuardTiming);
+    ASSERT_TRUE(eventually([&] { return b->err().find("following a") != std::string::npos; }))
+        << b->output();
+    ASSERT_TRUE(eventually([&] { return !stamps_of("a").empty(); })) << a->output();
+    draining = false;
+    drainer.join();
+    // Filled through a second, non-blocking open file description of the pipe:
+    // pgelect's own stderr stays blocking.
+    const int filler = ::open(("/proc/self/fd/" + std::to_string(pipe_fds[1])).c_str(),
+                              O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    ASSERT_GE(filler, 0) << std::strerror(errno);
+    const std::string chunk(4096, 'x');
+    while (::write(filler, chunk.data(), chunk.size()) > 0) {
+    }
+    while (::write(filler, "x", 1) > 0) {
+    }
+    ::close(filler);
+
+    // The lease is taken away: pgelect notices at its next renewal and must
+    // stop its command although every line it writes to stderr now blocks.
+    sql("UPDATE " + table_ + " SET fencing_token = fencing_token + 1000");
+    EXPECT_TRUE(eventually([&] { return !process_alive(first.pid); }, 5s))
+        << "the command kept running while pgelect's stderr was full\n" << a_err();
+    EXPECT_NE(events().find("term " + std::to_string(first.pid)), std::string::npos);
+    ASSERT_TRUE(wait_starts(2, 15s)) << b->output();
+    EXPECT_EQ(starts().at(1).identity, "b");
+    ASSERT_TRUE(eventually([&] { return !stamps_of("b").empty(); }, 5s)) << b->output();
+    const auto old_stamps = stamps_of("a");
+    const auto new_stamps = stamps_of("b");
+    EXPECT_LT(old_stamps.back(), new_stamps.front())
+        << "the old command's last output is " << (old_stamps.back() - new_stamps.front()) / 1000000
+        << " ms after the new command's first";
+
+    a->signal(SIGKILL);
+    EXPECT_EQ(a->wait_exit(5s), 128 + SIGKILL);
 }
 
 }  // namespace
