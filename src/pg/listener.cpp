@@ -1,6 +1,9 @@
 #include "pg/listener.hpp"
 
+#include <sys/socket.h>
+
 #include <pqxx/connection>
+#include <pqxx/errorhandler>
 #include <pqxx/notification>
 
 #include <algorithm>
@@ -23,6 +26,27 @@ private:
 };
 
 }  // namespace
+
+// Publishes the listener connection's socket to stop() for as long as the
+// connection is open (it is declared after the connection, so it is cleared
+// before the connection closes the socket).
+class Listener::SocketRegistration {
+public:
+    SocketRegistration(Listener& l, int fd) : l_(l) {
+        std::lock_guard lk(l_.mu_);
+        stopping_ = l_.stopping_;
+        if (!stopping_) l_.socket_ = fd;
+    }
+    ~SocketRegistration() {
+        std::lock_guard lk(l_.mu_);
+        l_.socket_ = -1;
+    }
+    bool stopping() const { return stopping_; }
+
+private:
+    Listener& l_;
+    bool stopping_ = false;
+};
 
 Listener::Listener(ConnInfo info, ChannelOf channel_of,
                    std::function<void(const std::string&)> on_notify, std::function<void()> on_gap)
@@ -47,6 +71,7 @@ void Listener::stop() {
     {
         std::lock_guard lk(mu_);
         stopping_ = true;
+        if (socket_ >= 0) ::shutdown(socket_, SHUT_RDWR);
     }
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
@@ -61,6 +86,12 @@ void Listener::run() {
         }
         try {
             auto conn = ConnectionPool::connect(info_, "listen for lock releases");
+            // stop() shuts this socket down, so no statement of this thread
+            // (the channel lookup, LISTEN, the UNLISTEN of ~Receiver) can
+            // block it on a silent network; the failed UNLISTEN stays quiet.
+            pqxx::quiet_errorhandler quiet(*conn);
+            SocketRegistration registration(*this, conn->sock());
+            if (registration.stopping()) break;
             Receiver receiver(*conn, channel_of_(*conn), on_notify_);  // sends LISTEN
             listening_ = true;
             {

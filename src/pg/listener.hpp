@@ -33,6 +33,7 @@ public:
     bool listening() const { return listening_.load(); }
 
 private:
+    class SocketRegistration;
     void run();
 
     // constant after construction
@@ -47,6 +48,7 @@ private:
     bool started_ = false;
     bool stopping_ = false;
     int attempts_ = 0;  // connection attempts finished (success or failure)
+    int socket_ = -1;   // the open listener connection's socket, for stop()
     std::thread thread_;
 
     std::atomic<bool> listening_{false};
