@@ -62,14 +62,32 @@ TEST_F(Stress, P19_ThousandThreadsOneLockNeverTwoHolders) {
             }
         });
     }
-    std::this_thread::sleep_for(10s);  // the run length itself, not a wait for a condition
+    // The run length itself (five 2 s windows), not a wait for a condition.
+    std::vector<long> per_window;
+    long seen = 0;
+    for (int w = 0; w < 5; ++w) {
+        std::this_thread::sleep_for(2s);
+        const long now = acquisitions.load();
+        per_window.push_back(now - seen);
+        seen = now;
+    }
     stop.request_stop();
     for (auto& th : threads) th.join();
     EXPECT_EQ(max_holders.load(), 1);
     EXPECT_EQ(unexpected.load(), 0) << first_error;
     EXPECT_EQ(token_regressions.load(), 0);
-    EXPECT_GT(acquisitions.load(), 100);
-    std::cout << "P19: " << acquisitions.load() << " acquisitions by 1000 threads in 10 s\n";
+    // The lock keeps changing hands throughout the run, at whatever speed the
+    // machine allows (throughput is the benchmark's business): a stall of 4 s
+    // or more, e.g. waiting out the 5 s lease of a holder whose release was
+    // lost, covers a whole window.
+    std::string windows;
+    for (long n : per_window) windows += " " + std::to_string(n);
+    for (std::size_t w = 0; w < per_window.size(); ++w) {
+        EXPECT_GE(per_window[w], 1) << "acquisitions in seconds " << 2 * w << "-" << 2 * w + 2
+                                    << "; per 2 s window:" << windows;
+    }
+    std::cout << "P19: " << acquisitions.load() << " acquisitions by 1000 threads in 10 s (per 2 s"
+              << " window:" << windows << ")\n";
 }
 
 TEST_F(Stress, P20_HundredClientsCyclingTheirOwnLocks) {
