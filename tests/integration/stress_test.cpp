@@ -11,13 +11,21 @@ using Clock = std::chrono::steady_clock;
 
 class Stress : public LockTableTest {};
 
-TEST_F(Stress, P19_ThousandThreadsOneLockNeverTwoHolders) {
+// Leases for hundreds of busy threads on two loaded cores: nobody here waits
+// out a lease, so a long one costs no time, while fast_timing()'s 700 ms
+// renew deadline can pass between an acquisition and its first renewal (a
+// lock lost that way is an error of the run, not a finding about pgelect).
+LeaseTiming stress_timing() {
     LeaseTiming t = fast_timing();
     t.lease_duration = 5s;
     t.renew_deadline = 4s;
     t.heartbeat_interval = 1s;
     t.retry_interval = 200ms;
-    auto o = options_for(table_, t);
+    return t;
+}
+
+TEST_F(Stress, P19_ThousandThreadsOneLockNeverTwoHolders) {
+    auto o = options_for(table_, stress_timing());
     o.pool_size = 8;
     LockClient client(dsn(), o);
 
@@ -54,14 +62,32 @@ TEST_F(Stress, P19_ThousandThreadsOneLockNeverTwoHolders) {
             }
         });
     }
-    std::this_thread::sleep_for(10s);  // the run length itself, not a wait for a condition
+    // The run length itself (five 2 s windows), not a wait for a condition.
+    std::vector<long> per_window;
+    long seen = 0;
+    for (int w = 0; w < 5; ++w) {
+        std::this_thread::sleep_for(2s);
+        const long now = acquisitions.load();
+        per_window.push_back(now - seen);
+        seen = now;
+    }
     stop.request_stop();
     for (auto& th : threads) th.join();
     EXPECT_EQ(max_holders.load(), 1);
     EXPECT_EQ(unexpected.load(), 0) << first_error;
     EXPECT_EQ(token_regressions.load(), 0);
-    EXPECT_GT(acquisitions.load(), 100);
-    std::cout << "P19: " << acquisitions.load() << " acquisitions by 1000 threads in 10 s\n";
+    // The lock keeps changing hands throughout the run, at whatever speed the
+    // machine allows (throughput is the benchmark's business): a stall of 4 s
+    // or more, e.g. waiting out the 5 s lease of a holder whose release was
+    // lost, covers a whole window.
+    std::string windows;
+    for (long n : per_window) windows += " " + std::to_string(n);
+    for (std::size_t w = 0; w < per_window.size(); ++w) {
+        EXPECT_GE(per_window[w], 1) << "acquisitions in seconds " << 2 * w << "-" << 2 * w + 2
+                                    << "; per 2 s window:" << windows;
+    }
+    std::cout << "P19: " << acquisitions.load() << " acquisitions by 1000 threads in 10 s (per 2 s"
+              << " window:" << windows << ")\n";
 }
 
 TEST_F(Stress, P20_HundredClientsCyclingTheirOwnLocks) {
@@ -73,7 +99,7 @@ TEST_F(Stress, P20_HundredClientsCyclingTheirOwnLocks) {
     for (int i = 0; i < 100; ++i) {
         threads.emplace_back([&, i] {
             try {
-                auto o = options_for(table_);
+                auto o = options_for(table_, stress_timing());
                 o.pool_size = 1;
                 LockClient c(dsn(), o);
                 std::mt19937 rng(i);
@@ -101,20 +127,21 @@ TEST_F(Stress, P20_HundredClientsCyclingTheirOwnLocks) {
 }
 
 TEST_F(Stress, P21_HundredLocksAcquiredAtOnceHeldAndReleased) {
+    auto client = make_client(stress_timing());
     std::vector<std::future<Lock>> futures;
     for (int i = 0; i < 100; ++i) {
         futures.push_back(std::async(std::launch::async,
-                                     [&, i] { return client_->acquire("many-" + std::to_string(i)); }));
+                                     [&, i] { return client->acquire("many-" + std::to_string(i)); }));
     }
     std::vector<Lock> locks;
     for (auto& f : futures) locks.push_back(f.get());
-    EXPECT_EQ(client_->get_all().size(), 100u);
+    EXPECT_EQ(client->get_all().size(), 100u);
     // Held across several heartbeats.
     const auto versions = locks[0].record_version_number();
     ASSERT_TRUE(eventually([&] { return locks[0].record_version_number() != versions; }, 5s));
     for (auto& l : locks) EXPECT_FALSE(l.is_released());
     for (auto& l : locks) l.release();
-    EXPECT_EQ(client_->get_all().size(), 0u);
+    EXPECT_EQ(client->get_all().size(), 0u);
 }
 
 }  // namespace

@@ -9,10 +9,20 @@
 namespace pgelect::test {
 namespace {
 
+// Renewals every 200 ms as with fast_timing(), with a renew deadline of
+// seconds: nothing here waits out a lease, and a loaded machine must not cost
+// a leader its lease (and its renewal series) between two scrapes.
+LeaseTiming scrape_timing() {
+    LeaseTiming t = fast_timing();
+    t.lease_duration = 5s;
+    t.renew_deadline = 4s;
+    return t;
+}
+
 // One candidate: its own client, elector, registry, Metrics and endpoint.
 struct Candidate {
     Candidate(const std::string& table, const std::string& identity)
-        : client(dsn(), options_for(table)), elector(client, elector_options(identity)),
+        : client(dsn(), options_for(table, scrape_timing())), elector(client, elector_options(identity)),
           registry(std::make_shared<prometheus::Registry>()), metrics(*registry),
           exposer("127.0.0.1:0") {
         metrics.attach(elector, client);

@@ -253,7 +253,10 @@ TEST_F(Lifecycle, LockClientWithHeldLocks) {
     take_baseline();
     Destroyer d("LockClient holding 1-3 locks");
     std::size_t rss_100 = 0, rss_1000 = 0;
-    const auto opts = cheap_options(table_);
+    auto opts = cheap_options(table_);
+    // Each client opens its connections afresh: on a loaded machine the server
+    // can take longer than 2 s to answer one, which is not what this test is about.
+    opts.connect_timeout = 5s;
     for (int i = 0; i < kIterations; ++i) {
         auto client = std::make_unique<LockClient>(dsn(), opts);
         std::vector<Lock> locks;
@@ -292,7 +295,13 @@ TEST_F(Lifecycle, LockClientWithHeldLocks) {
 // batch (destroying a client that listens for releases costs up to 100 ms:
 // its LISTEN loop wakes every 100 ms); every tenth has its own.
 TEST_F(Lifecycle, ElectorMidCampaignAndLeading) {
-    const auto opts = cheap_options(table_);
+    auto opts = cheap_options(table_);
+    // A leader whose renew deadline passes (on a loaded machine, 700 ms go by
+    // quickly) has lost its lease and rightly leaves the row to expire, which
+    // is not what this test looks for: a renew deadline of seconds keeps every
+    // term alive until the elector is destroyed.  Nobody waits out a lease here.
+    opts.timing.lease_duration = 5s;
+    opts.timing.renew_deadline = 4s;
     // Counters outlive the clients whose renewal thread bumps them.
     std::atomic<int> holder_renewals{0};
     LockClient holder(dsn(), opts);
@@ -329,6 +338,10 @@ TEST_F(Lifecycle, ElectorMidCampaignAndLeading) {
         auto counter = client.renewal_finished.connect([renewals](const RenewalReport& r) {
             if (r.ok) ++*renewals;
         });
+        std::string ended;  // how the last term ended, written on the elector's thread
+        elector->lost_leadership.connect([&](const LossInfo& l) {
+            ended = std::string(to_string(l.reason)) + ": " + l.message;
+        });
         elector->start();
         switch (mode) {
             case 0:
@@ -352,7 +365,8 @@ TEST_F(Lifecycle, ElectorMidCampaignAndLeading) {
         if (own) dc.destroy(own, "LockClient of an elector");
         if (mode >= 3) {
             ASSERT_FALSE(admin_.row_held(table_, "free"))
-                << "iteration " << i << ": a stopped leader left its lease held";
+                << "iteration " << i << ": a stopped leader left its lease held (its term ended "
+                << (ended.empty() ? "without a signal" : "with " + ended) << ")";
         }
         if ((i + 1) % kBatch == 0) {
             dc.destroy(shared, "LockClient of electors");

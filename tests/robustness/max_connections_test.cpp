@@ -25,14 +25,18 @@ int other_client_backends(pqxx::connection& admin) {
 }
 
 // Takes every free connection slot of the server and gives them back when
-// destroyed (also when an assertion fails on the way).
+// destroyed (also when an assertion fails on the way).  Its connections carry
+// their own application_name, so that the server can be asked when they are gone.
 class SlotFiller {
   public:
+    static constexpr const char* kApplicationName = "pgelect_slot_filler";
+
     // Opens connections until the server refuses one; returns its message.
     std::string fill() {
         for (;;) {
             try {
-                held_.push_back(std::make_unique<pqxx::connection>(dsn()));
+                held_.push_back(std::make_unique<pqxx::connection>(
+                    dsn() + " application_name=" + kApplicationName));
             } catch (const pqxx::broken_connection& e) {
                 return e.what();
             }
@@ -68,13 +72,31 @@ class LogCapture {
     std::string text_;
 };
 
+// Backends of the slot filler that have not exited yet.  A closed connection
+// frees its slot only once its backend process has exited, which takes a while
+// for hundreds of them on a loaded machine.
+int filler_backends(pqxx::connection& admin) {
+    pqxx::nontransaction tx(admin);
+    return tx
+        .exec_params1("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                      SlotFiller::kApplicationName)[0]
+        .as<int>();
+}
+
 long ms_since(Clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
 }
 
 TEST(MaxConnections, ClientsFailFastAndAnElectorLeadsOnceSlotsAreFree) {
     const std::string table = unique_table("maxconn");
-    auto opts = options_for(table);
+    // Leases that fit a loaded machine while hundreds of backends start and
+    // exit: the kept lock must survive the whole episode on its renewals, and
+    // with fast_timing()'s 700 ms renew deadline it can lose to the load alone.
+    LeaseTiming timing = fast_timing();
+    timing.lease_duration = 10s;
+    timing.renew_deadline = 8s;
+    timing.heartbeat_interval = 500ms;
+    auto opts = options_for(table, timing);
     opts.connect_timeout = 2s;
     opts.pool_size = 1;
     LockClient(dsn(), opts).create_table();
@@ -88,12 +110,11 @@ TEST(MaxConnections, ClientsFailFastAndAnElectorLeadsOnceSlotsAreFree) {
     Lock kept = holder.acquire("kept");
     ASSERT_TRUE(eventually([&] { return renewals.load() > 0; }));
 
-    {
-        // Connections of earlier tests may still be on their way out.
-        pqxx::connection admin(dsn());
-        ASSERT_TRUE(eventually([&] { return other_client_backends(admin) <= 2; }, 15s, 10ms))
-            << other_client_backends(admin) << " other connections";
-    }
+    // Opened before the server fills up, to watch the slots come free again.
+    pqxx::connection admin(dsn());
+    // Connections of earlier tests may still be on their way out.
+    ASSERT_TRUE(eventually([&] { return other_client_backends(admin) <= 2; }, 15s, 10ms))
+        << other_client_backends(admin) << " other connections";
 
     SlotFiller filler;
     const auto fill_start = Clock::now();
@@ -147,11 +168,20 @@ TEST(MaxConnections, ClientsFailFastAndAnElectorLeadsOnceSlotsAreFree) {
     ASSERT_TRUE(eventually([&] { return renewals.load() >= before + 2; }, 5s));
     EXPECT_FALSE(kept.is_released()) << kept.loss_reason();
 
-    const auto freed = Clock::now();
+    const std::size_t filled = filler.size();
+    const auto released = Clock::now();
     filler.release_all();
+    // The slots are free once the filler's backends have exited; until then
+    // the server may still refuse the elector.
+    ASSERT_TRUE(eventually([&] { return filler_backends(admin) == 0; }, 30s, 10ms))
+        << filler_backends(admin) << " backends of the slot filler still there";
+    const auto freed = Clock::now();
+    const long exiting = ms_since(released);
     ASSERT_TRUE(elector.wait_for_leadership(10s));
     const long took = ms_since(freed);
-    // Within the capped backoff (300 ms) plus connecting and one acquisition.
+    // Within the capped backoff (300 ms) plus connecting and one acquisition,
+    // counted from the moment the slots are free.  An uncapped backoff, doubled
+    // through seconds of refusals by then, would most likely still be pausing.
     EXPECT_LT(took, 2000) << took << " ms";
     elector.stop();
     log.restore();
@@ -161,7 +191,8 @@ TEST(MaxConnections, ClientsFailFastAndAnElectorLeadsOnceSlotsAreFree) {
         "\n";
     EXPECT_NE(logged.find(line), std::string::npos) << logged;
     std::cout << "  the elector logged " << std::count(logged.begin(), logged.end(), '\n')
-              << " line(s) and led " << took << " ms after the slots were freed\n";
+              << " line(s) and led " << took << " ms after the slots were free (their "
+              << filled << " backends took " << exiting << " ms to exit)\n";
 
     // Nothing is left half-held: the failed acquisitions left no row, and the
     // client works now.

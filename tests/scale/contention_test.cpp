@@ -33,7 +33,12 @@ using namespace contention;
 using Clock = std::chrono::steady_clock;
 
 // Resign -> NOTIFY -> a follower's acquisition commits -> its become_leader runs.
-constexpr auto kHandoffTolerance = 500ms;
+// 2000 campaign threads and two busy neighbours on two cores stretch that to
+// 0.9 s at times.  Half the lease: a resign that did not release the row, so
+// that the followers had to wait out the lease (kLease, 4 s), still exceeds it.
+constexpr auto kHandoffTolerance = 2000ms;
+// How far a row may run ahead of or behind its holder's belief (see (c)).
+constexpr auto kBeliefSlack = 1000ms;
 constexpr auto kSampleStep = 50ms;
 constexpr auto kChurnStep = 300ms;
 constexpr auto kRun = 25s;
@@ -276,8 +281,13 @@ TEST(Contention, TwentyProcessesHundredGroupsOneLeaderEach) {
     }
 
     // (c) The table agrees: every row held and unexpired, by the process whose
-    // interval covers the read (give or take the time a slot takes to log).
-    const long long slack = to_ns(200ms);
+    // interval covers the read, give or take the slack between the row and the
+    // process's belief: a term starts when become_leader runs, after the
+    // acquisition committed, and ends before the release is sent, which may
+    // first wait for one of the process's two pooled connections.  On two
+    // loaded cores either can take a few hundred ms; a row held by a process
+    // that is not leading for longer than that is still reported.
+    const long long slack = to_ns(kBeliefSlack);
     long rows_checked = 0, rows_free_after_resign = 0, rows_bad = 0;
     for (const auto& s : table_samples) {
         EXPECT_EQ(s.rows.size(), static_cast<std::size_t>(kGroups));
@@ -299,8 +309,19 @@ TEST(Contention, TwentyProcessesHundredGroupsOneLeaderEach) {
                            s.before <= (iv.end == LLONG_MAX ? LLONG_MAX : iv.end + slack);
                 });
             if (!matches && ++rows_bad <= 5) {
+                std::ostringstream term;
+                for (const Interval& iv : g.intervals) {
+                    if (identity(iv.process) != row.owner || iv.token != row.token) continue;
+                    term << "; that term began " << (iv.start - s.after) / 1000000
+                         << " ms after the read";
+                    if (iv.end != LLONG_MAX) {
+                        term << " and ended " << (s.before - iv.end) / 1000000
+                             << " ms before it";
+                    }
+                }
                 ADD_FAILURE() << row.group << ": row held by " << row.owner << " (token "
-                              << row.token << ") matches no interval of that process";
+                              << row.token << ") matches no interval of that process"
+                              << term.str();
             }
         }
     }
