@@ -154,7 +154,10 @@ std::vector<Renewed> ClientCore::renew(RenewVia via, const std::vector<RenewItem
         report.ok = ok;
         report.error = error;
         if (rows) {
-            for (const auto& r : *rows) report.still_held.push_back(r.name);
+            // Rows skipped because another transaction locked them were not renewed.
+            for (const auto& r : *rows) {
+                if (r.record_version_number) report.still_held.push_back(r.name);
+            }
         }
         hooks_.renewal(report);
     };
