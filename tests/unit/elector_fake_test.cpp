@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "fake_clock.hpp"
+#include "fake_client.hpp"
 #include "fake_store.hpp"
 #include "lock/client_factory.hpp"
 #include "pgelect/elector.hpp"
@@ -29,27 +30,16 @@ using pgelect_test::FakeClock;
 using pgelect_test::FakeStore;
 using Op = FakeStore::Op;
 
-class FakeElectorTest : public ::testing::Test {
+class FakeElectorTest : public pgelect_test::FakeClientTest {
 protected:
-    FakeElectorTest() {
-        options_.owner = "me";
-        options_.timing.lease_duration = 15s;
-        options_.timing.renew_deadline = 10s;
-        options_.timing.heartbeat_interval = 2s;
-        options_.timing.retry_interval = 50ms;  // the resign stand-aside is two of these, real time
-        client_ = pgelect::detail::ClientFactory::make(store_, clock_, options_);
-    }
+    // Retry 50 ms: the resign stand-aside is two of these, in real time.
+    FakeElectorTest() : FakeClientTest(50ms) {}
     ElectorOptions group(const std::string& identity = "me") {
         ElectorOptions o;
         o.group = "g";
         o.identity = identity;
         return o;
     }
-
-    pgelect::LockClientOptions options_;
-    std::shared_ptr<FakeStore> store_ = std::make_shared<FakeStore>();
-    std::shared_ptr<FakeClock> clock_ = std::make_shared<FakeClock>();
-    std::unique_ptr<pgelect::LockClient> client_;
 };
 
 TEST_F(FakeElectorTest, ResignEndsEveryBeliefBeforeTheReleaseIsSent) {

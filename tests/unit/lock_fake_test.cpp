@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "fake_clock.hpp"
+#include "fake_client.hpp"
 #include "fake_store.hpp"
 #include "lock/client_factory.hpp"
 #include "pgelect/errors.hpp"
@@ -29,20 +30,10 @@ using Fault = FakeStore::Fault;
 // Time for the client's threads to react to something that must not happen.
 constexpr auto kQuiet = 30ms;
 
-class FakeLockTest : public ::testing::Test {
+class FakeLockTest : public pgelect_test::FakeClientTest {
 protected:
-    FakeLockTest() {
-        options_.owner = "me";
-        options_.timing.lease_duration = 15s;
-        options_.timing.renew_deadline = 10s;
-        options_.timing.heartbeat_interval = 2s;
-        options_.timing.retry_interval = 500ms;
-        client_ = pgelect::detail::ClientFactory::make(store_, clock_, options_);
-    }
-
     // Advances the fake clock in steps of `step` up to `total`, letting the
-    // client's threads catch up after each one.
-    // `threads`: how many of the client's threads must see each new instant
+    // client's threads catch up after each one.  `threads`: how many of the client's threads must see each new instant
     // (2 while it holds a lock: the renewal and deadline threads).
     void advance(std::chrono::nanoseconds total, std::chrono::nanoseconds step,
                  std::size_t threads = 2) {
@@ -56,10 +47,6 @@ protected:
         return row && row->rvn ? *row->rvn : -1;
     }
 
-    pgelect::LockClientOptions options_;
-    std::shared_ptr<FakeStore> store_ = std::make_shared<FakeStore>();
-    std::shared_ptr<FakeClock> clock_ = std::make_shared<FakeClock>();
-    std::unique_ptr<LockClient> client_;
 };
 
 TEST_F(FakeLockTest, HeldLockIsRenewedOnEveryHeartbeatOfTheFakeClock) {

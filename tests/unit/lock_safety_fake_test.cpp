@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "fake_clock.hpp"
+#include "fake_client.hpp"
 #include "fake_store.hpp"
 #include "lock/client_factory.hpp"
 #include "pgelect/errors.hpp"
@@ -33,16 +34,8 @@ using Fault = FakeStore::Fault;
 
 constexpr auto kQuiet = 30ms;  // time for the client's threads to react
 
-class FakeSafetyTest : public ::testing::Test {
+class FakeSafetyTest : public pgelect_test::FakeClientTest {
 protected:
-    FakeSafetyTest() {
-        options_.owner = "me";
-        options_.timing.lease_duration = 15s;
-        options_.timing.renew_deadline = 10s;
-        options_.timing.heartbeat_interval = 2s;
-        options_.timing.retry_interval = 500ms;
-        client_ = pgelect::detail::ClientFactory::make(store_, clock_, options_);
-    }
     // Moves the fake clock and waits until the renewal and deadline threads
     // have acted on the new time.
     void step(std::chrono::nanoseconds d) { clock_->step(d, 2); }
@@ -54,10 +47,6 @@ protected:
         store_->release_as_other(name);
     }
 
-    pgelect::LockClientOptions options_;
-    std::shared_ptr<FakeStore> store_ = std::make_shared<FakeStore>();
-    std::shared_ptr<FakeClock> clock_ = std::make_shared<FakeClock>();
-    std::unique_ptr<LockClient> client_;
 };
 
 TEST_F(FakeSafetyTest, ReleaseEndsEveryBeliefBeforeTheStatementIsSent) {
