@@ -74,22 +74,36 @@ class CliRunTest : public ::testing::Test {
         return out;
     }
 
+    // The commands' own output, not pgelect's log: every stamp of `before`'s
+    // command precedes every stamp of `after`'s.
+    void expect_stamps_in_order(const std::string& before, const std::string& after) const {
+        const auto old_stamps = stamps_of(before);
+        const auto new_stamps = stamps_of(after);
+        ASSERT_FALSE(old_stamps.empty()) << before << "'s command wrote no stamp";
+        ASSERT_FALSE(new_stamps.empty()) << after << "'s command wrote no stamp";
+        EXPECT_LT(old_stamps.back(), new_stamps.front())
+            << "the command of " << before << " wrote "
+            << (old_stamps.back() - new_stamps.front()) / 1000000 << " ms after the command of "
+            << after << " had started writing";
+    }
+
     std::string table_ = unique_table("clirun");
     TempDir dir_;
 };
 
 TEST_F(CliRunTest, OneCommandAtATimeAndAKilledLeaderLeavesNoOrphan) {
-    auto a = start("a", {"work"});
+    auto a = start("a", {"stamp"});
     ASSERT_TRUE(wait_starts(1)) << a->output();
     const Start first = starts().at(0);
     EXPECT_EQ(first.identity, "a");
     EXPECT_GT(first.token, 0);
-    auto b = start("b", {"work"});
+    auto b = start("b", {"stamp"});
     ASSERT_TRUE(eventually([&] { return b->err().find("following a") != std::string::npos; }))
         << b->output();
     // Observe for longer than a lease: the follower must not start its command.
     std::this_thread::sleep_for(1500ms);
     EXPECT_EQ(starts().size(), 1u) << a->output() << b->output();
+    EXPECT_TRUE(stamps_of("b").empty()) << "the follower's command ran";
     EXPECT_NE(a->out().find("fencing token " + std::to_string(first.token)), std::string::npos)
         << a->output();
 
@@ -104,6 +118,8 @@ TEST_F(CliRunTest, OneCommandAtATimeAndAKilledLeaderLeavesNoOrphan) {
     EXPECT_EQ(second.identity, "b");
     EXPECT_GT(second.token, first.token);
     EXPECT_LT(takeover, 4s) << "lease 1s, retry 100ms";
+    ASSERT_TRUE(eventually([&] { return !stamps_of("b").empty(); }, 5s)) << b->output();
+    expect_stamps_in_order("a", "b");
     EXPECT_EQ(b->exit_code(), std::nullopt) << b->output();
 }
 
@@ -287,11 +303,7 @@ TEST_F(CliRunTest, StoppedPgelectsCommandEndsBeforeTheNextLeadersStarts) {
     EXPECT_NE(events().find("term " + std::to_string(first.pid)), std::string::npos)
         << "the command was not given SIGTERM first";
     ASSERT_TRUE(eventually([&] { return !stamps_of("b").empty(); }, 5s)) << b->output();
-    const auto old_stamps = stamps_of("a");
-    const auto new_stamps = stamps_of("b");
-    EXPECT_LT(old_stamps.back(), new_stamps.front())
-        << "the old command's last output is " << (old_stamps.back() - new_stamps.front()) / 1000000
-        << " ms after the new command's first";
+    expect_stamps_in_order("a", "b");
 
     a->signal(SIGCONT);
     a->signal(SIGKILL);
@@ -358,11 +370,7 @@ TEST_F(CliRunTest, FullStderrPipeDoesNotDelayStoppingTheCommand) {
     ASSERT_TRUE(wait_starts(2, 15s)) << b->output();
     EXPECT_EQ(starts().at(1).identity, "b");
     ASSERT_TRUE(eventually([&] { return !stamps_of("b").empty(); }, 5s)) << b->output();
-    const auto old_stamps = stamps_of("a");
-    const auto new_stamps = stamps_of("b");
-    EXPECT_LT(old_stamps.back(), new_stamps.front())
-        << "the old command's last output is " << (old_stamps.back() - new_stamps.front()) / 1000000
-        << " ms after the new command's first";
+    expect_stamps_in_order("a", "b");
 
     a->signal(SIGKILL);
     EXPECT_EQ(a->wait_exit(5s), 128 + SIGKILL);

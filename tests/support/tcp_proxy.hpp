@@ -2,6 +2,9 @@
 // port, and can black-hole the traffic (bytes stop flowing both ways, sockets
 // stay open) and restore it, like a network partition that heals, or hold
 // back only the server's replies (requests still arrive and are executed).
+// Its sockets are close-on-exec: a copy inherited by a process the test starts
+// (a server restarted through pg_ctl, a child) would keep a connection the
+// proxy closed open, and its client waiting for bytes that never come.
 #pragma once
 
 #include <arpa/inet.h>
@@ -21,7 +24,7 @@ namespace pgelect::test {
 class TcpProxy {
 public:
     explicit TcpProxy(int target_port) : target_port_(target_port) {
-        listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+        listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         int one = 1;
         ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         sockaddr_in addr{};
@@ -95,9 +98,9 @@ private:
     }
 
     void accept_one() {
-        const int c = ::accept(listen_fd_, nullptr, nullptr);
+        const int c = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
         if (c < 0) return;
-        const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+        const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         sockaddr_in addr{};
         addr.sin_family = AF_INET;
         addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
