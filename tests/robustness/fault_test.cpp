@@ -39,11 +39,12 @@ struct HolderRecord {
 class Fault : public LockTableTest {
 protected:
     // A contender that keeps trying (also through database outages) until it holds the lock.
-    std::future<std::pair<Lock, Clock::time_point>> contend(LockClient& c, const std::string& name) {
-        return std::async(std::launch::async, [&c, name, stop = stop_.get_token()] {
+    std::future<std::pair<Lock, Clock::time_point>> contend(LockClient& c, const std::string& name,
+                                                           AcquireOptions options = {}) {
+        return std::async(std::launch::async, [&c, name, options, stop = stop_.get_token()] {
             for (;;) {
                 try {
-                    Lock l = c.acquire(name, {}, stop);
+                    Lock l = c.acquire(name, options, stop);
                     return std::make_pair(std::move(l), Clock::now());
                 } catch (const UnavailableError&) {
                     std::this_thread::sleep_for(50ms);
@@ -190,19 +191,32 @@ TEST_F(Fault, NetworkBlackholedLongerThanTheLease) {
 }
 
 TEST_F(Fault, HolderStopsRenewing) {
+    // A 2 s lease, so that "about one lease" (at most a second late, for the
+    // statements and wake-ups a busy machine slows down) stays clear of two.
     LeaseTiming off = fast_timing();
+    off.lease_duration = 2000ms;
+    off.renew_deadline = 1500ms;
     off.heartbeat_interval = 0ms;
     auto crashed = make_client(off);
     auto holder = crashed->acquire("crash");
     HolderRecord rec(holder);
-    auto contender = make_client();
+    auto contender = make_client(off);
+    std::atomic<Clock::time_point> first_seen{Clock::time_point{}};
+    AcquireOptions o;
+    o.observer = [&first_seen](const LockObservation& seen) {
+        auto none = Clock::time_point{};
+        if (seen.held) first_seen.compare_exchange_strong(none, Clock::now());
+    };
     const auto start = Clock::now();
-    auto waiting = contend(*contender, "crash");
-    ASSERT_EQ(waiting.wait_for(5s), std::future_status::ready);
+    auto waiting = contend(*contender, "crash", o);
+    ASSERT_EQ(waiting.wait_for(10s), std::future_status::ready);
     auto [lock, at] = waiting.get();
     expect_no_overlap(holder, rec, at, lock);
-    EXPECT_GE(at - start, 1000ms - 50ms);  // not before one lease
-    EXPECT_LE(at - start, 1000ms + 50ms + 300ms);  // lease + retry + a round trip or so
+    EXPECT_GE(at - start, off.lease_duration - 50ms);  // not before one lease
+    // About one lease after the contender first saw the row (lease + retry +
+    // statements), not two.
+    ASSERT_NE(first_seen.load(), Clock::time_point{});
+    EXPECT_LE(at - first_seen.load(), off.lease_duration + off.retry_interval + 1s);
 }
 
 }  // namespace
