@@ -302,6 +302,10 @@ TEST_F(Lifecycle, LockClientWithHeldLocks) {
     // Each client opens its connections afresh: on a loaded machine the server
     // can take longer than 2 s to answer one, which is not what this test is about.
     opts.connect_timeout = 5s;
+    // The locks must still be held when their client is destroyed: a 700 ms
+    // renew deadline lapsed through the load alone while the next lock was
+    // being acquired (and the handles then rightly reported deadline_passed).
+    opts.timing = loaded_timing();
     for (int i = 0; i < kIterations; ++i) {
         auto client = std::make_unique<LockClient>(dsn(), opts);
         std::vector<Lock> locks;
