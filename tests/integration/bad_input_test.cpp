@@ -572,7 +572,13 @@ TEST_F(BadInput, NoPrivilegeOnTheTable) {
     // Granted enough to take a lock, then the right to renew it is revoked.
     sql("GRANT SELECT, INSERT, UPDATE, DELETE ON " + table_ + " TO " + role.name() +
         "; GRANT USAGE ON SEQUENCE " + table_ + "_rvn, " + table_ + "_fence TO " + role.name());
-    auto manual = timing(1000, 700, 0);  // no automatic renewals: the test renews
+    // No automatic renewals: the test renews.  The lock must still be valid
+    // for the three calls below (and two statements of the administrator's
+    // in between), so its renew deadline is loaded_timing()'s 4 s: a 700 ms
+    // deadline lapsed through the load alone on a busy machine, and the calls
+    // then failed with "already released" instead of the denial they test.
+    LeaseTiming manual = loaded_timing();
+    manual.heartbeat_interval = 0ms;
     auto lock = client.acquire("job", AcquireOptions{.timing = manual});
     sql("REVOKE UPDATE ON " + table_ + " FROM " + role.name());
     EXPECT_EQ(fp([&] { client.heartbeat(lock); }),
@@ -582,10 +588,11 @@ TEST_F(BadInput, NoPrivilegeOnTheTable) {
     sql("REVOKE ALL ON " + table_ + " FROM " + role.name());
     EXPECT_EQ(fp([&] { lock.release(); }), "release lock \"job\" on table " + table_ + denied);
     EXPECT_TRUE(lock.is_released());
-    // The row it could not release is free for another client after one lease.
+    // The row it could not release is free for another client after one lease
+    // (the same lease: every client of a table must use one).
     const auto start = Clock::now();
-    client_->acquire("job").release();
-    EXPECT_LT(Clock::now() - start, 2s);
+    client_->acquire("job", AcquireOptions{.timing = manual}).release();
+    EXPECT_LT(Clock::now() - start, manual.lease_duration + 1s);
     expect_table_empty();
 }
 

@@ -144,14 +144,27 @@ TEST(PglockParity, P15_HeartbeatOverHalfTheLeaseIsRefused) {
 }
 
 TEST_F(Lease, P16_AbandonedLockIsTakenAfterAboutOneLeaseNeverSooner) {
-    auto holder_client = make_client(without_heartbeats());
+    // A 2 s lease, so that "about one lease" (at most a second late, for the
+    // statements and wake-ups a busy machine slows down) stays clear of two.
+    LeaseTiming t = without_heartbeats();
+    t.lease_duration = 2000ms;
+    t.renew_deadline = 1500ms;
+    auto holder_client = make_client(t);
     auto holder = holder_client->acquire("p16");
-    auto waiter = make_client();
+    auto waiter = make_client(t);
+    Clock::time_point first_seen{};  // the waiter's first read of the held row
+    AcquireOptions o;
+    o.observer = [&](const LockObservation& seen) {
+        if (seen.held && first_seen == Clock::time_point{}) first_seen = Clock::now();
+    };
     const auto start = Clock::now();  // after the holder's acquisition
-    auto lock = waiter->acquire("p16");
-    const auto waited = Clock::now() - start;
-    EXPECT_GE(waited, 1000ms - 50ms);  // the waiter's own steady clock: first sight + lease
-    EXPECT_LE(waited, 1000ms + 50ms + 500ms);
+    auto lock = waiter->acquire("p16", o);
+    const auto taken = Clock::now();
+    // Never sooner: the waiter's own steady clock, first sight + lease.
+    EXPECT_GE(taken - start, t.lease_duration - 50ms);
+    // About one lease after the waiter first saw the row, not two.
+    ASSERT_NE(first_seen, Clock::time_point{});
+    EXPECT_LE(taken - first_seen, t.lease_duration + t.retry_interval + 1s);
     // Only the new holder's token is in the row.
     EXPECT_EQ(waiter->get("p16").fencing_token, std::optional<std::int64_t>(lock.fencing_token()));
 }

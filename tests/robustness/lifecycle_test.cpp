@@ -43,13 +43,47 @@ using Clock = std::chrono::steady_clock;
 constexpr int kIterations = 1000;
 constexpr int kBatch = 100;
 constexpr auto kStatementTimeout = 1s;
-// Destructors may run one statement (bounded by the statement timeout) plus
-// thread joins and connection teardown on two loaded cores.
+// The documented bound (docs/architecture.md, "Shutdown"): a statement is cut
+// off 1 s after its statement timeout.  Here the server answers (or refuses
+// at once), so a destructor waits for no such cut-off at all.  What a busy
+// machine adds (the process waiting for a CPU, seen at 1-3 s with two
+// CPU-bound processes beside the suite) is measured by StallMeter and not
+// counted against this bound.
 constexpr auto kDestroyBound = kStatementTimeout + 1s;
 constexpr auto kSettle = 15s;  // deadline for threads and server backends to go away
 
 long ms(Clock::duration d) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
+
+// How long this process was kept from running: a thread that asks to wake
+// every 5 ms adds up how much later than that it woke (less 1 ms of ordinary
+// timer slack).  On an idle machine the total barely moves; on a loaded one it
+// grows by about as much as any other thread of the process was kept waiting.
+class StallMeter {
+  public:
+    StallMeter()
+        : thread_([this](std::stop_token stop) {
+              constexpr auto kTick = 5ms, kSlack = 1ms;
+              while (!stop.stop_requested()) {
+                  const auto asked = Clock::now() + kTick;
+                  std::this_thread::sleep_until(asked);
+                  const auto late = Clock::now() - asked - kSlack;
+                  if (late > Clock::duration::zero()) stalled_ += late.count();
+              }
+          }) {}
+    Clock::duration stalled() const { return Clock::duration(stalled_.load()); }
+
+  private:
+    std::atomic<Clock::rep> stalled_{0};
+    std::jthread thread_;  // last: started once stalled_ exists
+};
+
+// One meter for the process, started before the tests take their baseline
+// number of threads.
+StallMeter& stall_meter() {
+    static StallMeter meter;
+    return meter;
 }
 
 std::size_t thread_count() {
@@ -158,22 +192,32 @@ class Destroyer {
     explicit Destroyer(std::string what) : what_(std::move(what)) {}
     ~Destroyer() {
         std::cout << "  " << what_ << ": " << count_ << " destructions, slowest " << ms(max_)
-                  << " ms\n";
+                  << " ms, longest wait for a CPU during one " << ms(max_stalled_) << " ms\n";
     }
     template <class T>
     void destroy(std::unique_ptr<T>& p, const char* label) {
+        destroy(p, label, kDestroyBound);
+    }
+    template <class T>
+    void destroy(std::unique_ptr<T>& p, const char* label, Clock::duration bound) {
+        const auto stalled_before = stall_meter().stalled();
         const auto start = Clock::now();
         p.reset();
         const auto took = Clock::now() - start;
+        const auto stalled = stall_meter().stalled() - stalled_before;
         max_ = std::max(max_, took);
+        max_stalled_ = std::max(max_stalled_, stalled);
         ++count_;
-        EXPECT_LT(took, kDestroyBound) << label << " took " << ms(took) << " ms to destroy";
+        EXPECT_LT(took - stalled, bound)
+            << label << " took " << ms(took) << " ms to destroy, " << ms(stalled)
+            << " ms of them with the process waiting for a CPU";
     }
     Clock::duration max() const { return max_; }
 
   private:
     std::string what_;
     Clock::duration max_{};
+    Clock::duration max_stalled_{};
     int count_ = 0;
 };
 
@@ -190,6 +234,7 @@ class Lifecycle : public LockTableTest {
     void SetUp() override {
         LockTableTest::SetUp();
         client_.reset();  // the fixture's client would count towards the baseline
+        stall_meter();    // its thread is part of the baseline
         rng_.seed(20240601);
     }
 
@@ -257,6 +302,10 @@ TEST_F(Lifecycle, LockClientWithHeldLocks) {
     // Each client opens its connections afresh: on a loaded machine the server
     // can take longer than 2 s to answer one, which is not what this test is about.
     opts.connect_timeout = 5s;
+    // The locks must still be held when their client is destroyed: a 700 ms
+    // renew deadline lapsed through the load alone while the next lock was
+    // being acquired (and the handles then rightly reported deadline_passed).
+    opts.timing = loaded_timing();
     for (int i = 0; i < kIterations; ++i) {
         auto client = std::make_unique<LockClient>(dsn(), opts);
         std::vector<Lock> locks;
@@ -386,7 +435,8 @@ TEST_F(Lifecycle, ElectorMidCampaignAndLeading) {
 // so that no service waits out the lease of the one before).
 TEST_F(Lifecycle, ElectionServiceStartedThenDestroyed) {
     take_baseline();
-    Destroyer d("ElectionService without metrics endpoint");
+    Destroyer d("ElectionService without metrics endpoint"),
+        dm("ElectionService with a metrics endpoint");
     std::vector<std::string> expiring;
     for (int i = 0; i < kIterations; ++i) {
         const bool release_b = i % 2 == 0;
@@ -412,13 +462,7 @@ TEST_F(Lifecycle, ElectionServiceStartedThenDestroyed) {
         }
         if (metrics) {
             // civetweb's listening thread polls every 2 s and its shutdown waits for it.
-            const auto start = Clock::now();
-            service.reset();
-            const auto took = Clock::now() - start;
-            EXPECT_LT(took, kDestroyBound + 2s)
-                << "ElectionService with metrics took " << ms(took) << " ms";
-            std::cout << "  ElectionService with a metrics endpoint destroyed in " << ms(took)
-                      << " ms\n";
+            dm.destroy(service, "ElectionService with metrics", kDestroyBound + 2s);
         } else {
             d.destroy(service, "ElectionService");
         }

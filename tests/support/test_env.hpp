@@ -62,6 +62,23 @@ inline LeaseTiming fast_timing() {
     return t;
 }
 
+// Leases for tests whose property does not depend on a short lease (a handoff
+// through a release, a lock that must stay held, renewals on a new connection).
+// On two cores with CPU-bound processes beside the suite a thread can wait
+// seconds for the CPU; a 700 ms renew deadline then lapses through the load
+// alone.  A 4 s deadline does not, and a lease of 5 s keeps a release-driven
+// handoff (well under a second) clearly apart from a takeover after a lease.
+// Valid under the renewal rule: 500 ms heartbeat + derived renewal timeout
+// (2250 ms) + its grace (562 ms) + retry pause (125 ms) < 4 s.
+inline LeaseTiming loaded_timing() {
+    LeaseTiming t;
+    t.lease_duration = 5000ms;
+    t.renew_deadline = 4000ms;
+    t.heartbeat_interval = 500ms;
+    t.retry_interval = 50ms;
+    return t;
+}
+
 inline LockClientOptions options_for(const std::string& table, LeaseTiming timing = fast_timing()) {
     LockClientOptions o;
     o.table = table;
