@@ -271,7 +271,9 @@ private:
         // must end by time alone, e.g. in a process that was stopped), and
         // once after they all have.
         check();
-        if (!clock_->settle(waiting, 2s)) ++slow_settles_;
+        // Each of them by name, then at least as many as expected (threads
+        // that have not waited yet, e.g. renewal threads just started).
+        if (!clock_->settle_all(2s) || !clock_->settle(waiting, 2s)) ++slow_settles_;
         ++steps_;
         check();
     }

@@ -46,6 +46,19 @@ public:
         return settled_.wait_for(lk, timeout, [&] { return seen_.size() >= threads; });
     }
 
+    // Waits (up to `timeout` of real time) until every thread that has ever
+    // waited on this clock, and is not ignored, has started a wait since the
+    // last advance(): for tests whose threads all come back to this clock.
+    bool settle_all(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+        std::unique_lock lk(mu_);
+        return settled_.wait_for(lk, timeout, [&] {
+            for (const auto& id : known_) {
+                if (!seen_.count(id)) return false;
+            }
+            return true;
+        });
+    }
+
     // advance(d), then settle() for every thread that was waiting before it,
     // and at least `threads` (e.g. 2: a client's renewal and deadline threads,
     // which may not have started their first wait yet).
@@ -71,6 +84,7 @@ public:
         std::lock_guard lk(mu_);
         const auto id = std::this_thread::get_id();
         if (!ignored_.insert(id).second) return;
+        known_.erase(id);
         // A settle() under way may count on this thread: it is done.
         if (seen_.insert(id).second) settled_.notify_all();
     }
@@ -131,6 +145,7 @@ private:
             ++ignored_waiting_;
             return true;
         }
+        known_.insert(id);
         if (seen_.insert(id).second) settled_.notify_all();
         return false;
     }
@@ -148,6 +163,7 @@ private:
     std::unordered_map<std::condition_variable_any*, int> any_cvs_;    // guarded by mu_
     std::set<std::thread::id> seen_;  // guarded by mu_: waited since the last advance()
     std::set<std::thread::id> ignored_;  // guarded by mu_
+    std::set<std::thread::id> known_;    // guarded by mu_: have waited, not ignored
     std::size_t ignored_waiting_ = 0;    // guarded by mu_: ignored threads waiting now
     std::condition_variable settled_;
 };
