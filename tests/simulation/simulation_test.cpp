@@ -235,6 +235,14 @@ private:
             c.store->clear_pause();
         }
         table_->unlock_rows();
+        // An elector's campaign thread also waits on real time (back-off, the
+        // resign stand-aside), so simulated time can outrun it: let every
+        // elector that no longer believes but whose row still carries its name
+        // send its release before the bound starts (real time, bounded).
+        const auto catch_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        while (std::chrono::steady_clock::now() < catch_up && elector_release_pending()) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
         const auto t0 = clock_->now();
         const Nanos bound = timing_.lease_duration + 2 * timing_.retry_interval + pool_limit_ + 100ms;
         log("faults stop; every group must have a believer by +" + ms_text(bound));
@@ -284,6 +292,16 @@ private:
     };
 
     // Called with table_->mu held.
+    bool elector_release_pending() {
+        std::lock_guard lk(table_->mu);
+        for (auto& c : clients_) {
+            if (!c.elector || c.elector->is_leader()) continue;
+            auto row = table_->rows.find(c.group);
+            if (row != table_->rows.end() && row->second.rvn && row->second.owner == c.name) return true;
+        }
+        return false;
+    }
+
     std::vector<Belief> believers(const std::string& group) {
         std::vector<Belief> out;
         for (auto& c : clients_) {
