@@ -292,8 +292,18 @@ TEST(SplitBrain, FiveCandidatesUnderFaultsNeverOverlap) {
             healed = Clock::now();
         } else if (kind == "row_freed") {
             const long long sent = now_ns();
-            sql("UPDATE " + quoted + " SET record_version_number = NULL" + where);
-            frees.push_back({leader->index(), sent, now_ns()});
+            // The holder is whoever the row names when it is freed (the leader
+            // picked a moment ago may have lost it meanwhile).
+            const auto freed = sql("UPDATE " + quoted + " SET record_version_number = NULL" + where +
+                                   " AND record_version_number IS NOT NULL RETURNING owner");
+            const long long done = now_ns();
+            int holder = leader->index();
+            if (!freed.empty()) {
+                for (const auto& n : nodes) {
+                    if (n->identity() == freed[0][0].as<std::string>()) holder = n->index();
+                }
+            }
+            frees.push_back({holder, sent, done});
             healed = Clock::now();
         } else if (kind == "row_taken") {
             sql("UPDATE " + quoted + " SET fencing_token = fencing_token + 1000, owner = 'intruder'" + where);
