@@ -110,6 +110,10 @@ void Listener::run() {
                 conn->await_notification(0, 100000);
                 if (!conn->is_open()) break;
             }
+            // Disconnected before the receiver goes: it then sends no UNLISTEN (the
+            // server forgets the LISTEN with the session), which on a socket
+            // stop() shut down would fail and leak its result in libpqxx 6.4.
+            conn->disconnect();
         } catch (const std::exception&) {
             // Contenders fall back to polling until LISTEN is back.
         }
