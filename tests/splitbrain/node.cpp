@@ -31,6 +31,7 @@
 #include <thread>
 
 #include "belief_log.hpp"
+#include "timing.hpp"
 
 namespace {
 using namespace std::chrono_literals;
@@ -41,7 +42,6 @@ volatile std::sig_atomic_t g_resign = 0;
 volatile std::sig_atomic_t g_slow_stop = 0;
 volatile std::sig_atomic_t g_stop = 0;
 
-constexpr auto kSlowStopCallback = 3s;
 
 long long ns(std::chrono::steady_clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
@@ -97,7 +97,7 @@ public:
         }
         if (!stop.stop_possible() || stop.stop_requested()) return 0;
         auto slow = std::make_unique<SlowCallback>(
-            stop, +[] { std::this_thread::sleep_for(kSlowStopCallback); });
+            stop, +[] { std::this_thread::sleep_for(sb::kSlowStopCallback); });
         std::lock_guard lk(mu_);
         slow_.swap(slow);
         return token;
@@ -134,9 +134,9 @@ void sample_until(const std::atomic<bool>& done, sb::BeliefWriter& log,
 pgelect::LockClientOptions client_options(const char* table) {
     pgelect::LockClientOptions o;
     o.table = table;
-    o.timing = {.lease_duration = 1000ms, .renew_deadline = 700ms, .heartbeat_interval = 150ms,
-                .retry_interval = 100ms};
-    o.statement_timeout = 600ms;
+    o.timing = {.lease_duration = sb::kLease, .renew_deadline = sb::kRenewDeadline,
+                .heartbeat_interval = sb::kHeartbeat, .retry_interval = sb::kRetry};
+    o.statement_timeout = sb::kStatementTimeout;
     o.connect_timeout = 2s;
     return o;
 }
@@ -147,7 +147,7 @@ int run_elector(pgelect::LockClient& client, const char* group, const char* iden
     pgelect::ElectorOptions eo;
     eo.group = group;
     eo.identity = identity;
-    eo.max_backoff = 300ms;
+    eo.max_backoff = sb::kMaxBackoff;
     pgelect::Elector elector(client, eo);
     CapturedTerm captured;
     elector.become_leader.connect([&](const pgelect::Leadership& l) {
