@@ -53,13 +53,15 @@ public:
                             const std::function<bool()>& pred) = 0;
 
     // The steady-clock instant corresponding to `t` (for the public API, which
-    // speaks std::chrono::steady_clock): steady now + (t - now()).
+    // speaks std::chrono::steady_clock): steady now + (t - now()).  The steady
+    // clock is read first: a thread preempted between the two reads then maps
+    // `t` earlier than it is, never later (a lease end is never overstated).
     std::chrono::steady_clock::time_point to_steady(time_point t) const {
         if (t == time_point::max()) return std::chrono::steady_clock::time_point::max();
         if (t == time_point::min()) return std::chrono::steady_clock::time_point::min();
+        const auto steady = std::chrono::steady_clock::now();
         const auto here = now();
-        return std::chrono::steady_clock::now() +
-               std::chrono::duration_cast<std::chrono::steady_clock::duration>(t - here);
+        return steady + std::chrono::duration_cast<std::chrono::steady_clock::duration>(t - here);
     }
 };
 

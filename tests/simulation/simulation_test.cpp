@@ -254,6 +254,14 @@ private:
         log("faults stop; every group must have a believer by +" + ms_text(bound));
         while (failure_.empty() && clock_->now() < t0 + bound) step(20ms);
         if (!failure_.empty()) return;
+        // An elector that took a group's row within the bound announces its
+        // term from its campaign thread, which runs on real time: on a busy
+        // machine simulated time can pass it by.  With the clock stopped (its
+        // lease cannot run out), give it a few real seconds to announce.
+        const auto announce_by = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        while (std::chrono::steady_clock::now() < announce_by && elector_announcement_pending()) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
         std::lock_guard lk(table_->mu);
         for (const auto& g : groups_) {
             if (believers(g).empty()) {
@@ -304,6 +312,20 @@ private:
             if (!c.elector || c.elector->is_leader()) continue;
             auto row = table_->rows.find(c.group);
             if (row != table_->rows.end() && row->second.rvn && row->second.owner == c.name) return true;
+        }
+        return false;
+    }
+
+    // A group without a believer whose row is held by one of its electors.
+    bool elector_announcement_pending() {
+        std::lock_guard lk(table_->mu);
+        for (const auto& g : groups_) {
+            if (!believers(g).empty()) continue;
+            auto row = table_->rows.find(g);
+            if (row == table_->rows.end() || !row->second.rvn) continue;
+            for (auto& c : clients_) {
+                if (c.elector && c.group == g && row->second.owner == c.name) return true;
+            }
         }
         return false;
     }
