@@ -19,6 +19,10 @@ LeaseTiming scrape_timing() {
     return t;
 }
 
+// How long a candidate may take to lead: its first connections alone took
+// seconds on a loaded 2-core machine.
+constexpr auto kLeaderWait = 15s;
+
 // One candidate: its own client, elector, registry, Metrics and endpoint.
 struct Candidate {
     Candidate(const std::string& table, const std::string& identity)
@@ -69,7 +73,7 @@ TEST_F(MetricsScrapeTest, SeriesFollowAHandover) {
     Candidate a(table_, "alpha");
     Candidate b(table_, "beta");
     a.elector.start();
-    ASSERT_TRUE(a.elector.wait_for_leadership(5s));
+    ASSERT_TRUE(a.elector.wait_for_leadership(kLeaderWait));
     b.elector.start();
     const auto token_a = a.elector.leadership()->fencing_token;
 
@@ -99,7 +103,7 @@ TEST_F(MetricsScrapeTest, SeriesFollowAHandover) {
 
     // Resign with a cooldown: beta takes over, alpha sees it when it campaigns again.
     a.elector.resign(1s);
-    ASSERT_TRUE(b.elector.wait_for_leadership(5s));
+    ASSERT_TRUE(b.elector.wait_for_leadership(kLeaderWait));
     const auto token_b = b.elector.leadership()->fencing_token;
     EXPECT_GT(token_b, token_a);
     ASSERT_TRUE(eventually([&] { return a.get("pgelect_leadership_lost_total", {{"reason", "resigned"}}) == 1; }, 5s));
@@ -146,7 +150,7 @@ TEST_F(MetricsScrapeTest, OneMetricsServesSeveralGroupsOnOneClient) {
         metrics.attach(*electors.back(), *client_);
         electors.back()->start();
     }
-    for (auto& e : electors) ASSERT_TRUE(e->wait_for_leadership(5s));
+    for (auto& e : electors) ASSERT_TRUE(e->wait_for_leadership(kLeaderWait));
     // One renewal statement renews both leases: each group counts it.
     ASSERT_TRUE(eventually([&] {
         const auto s = parse_samples(http_get(server.port(), "/metrics").body);

@@ -204,7 +204,14 @@ TEST(SplitBrain, FiveCandidatesUnderFaultsNeverOverlap) {
         try {
             if (!watcher || !watcher->is_open()) watcher = std::make_unique<pqxx::connection>(dsn());
             pqxx::nontransaction tx(*watcher);
-            auto r = tx.exec("SELECT owner FROM " + quoted + where + " AND record_version_number IS NOT NULL");
+            // Renewed within a renew deadline (server time): a holder whose
+            // lease ran out while it was stopped may not have reported its
+            // loss yet, and is not the leader to inject the next fault into
+            // (a SIGKILL would end its reported term only then).
+            auto r = tx.exec("SELECT owner FROM " + quoted + where +
+                             " AND record_version_number IS NOT NULL AND renewed_at > now() - interval '" +
+                             std::to_string(std::chrono::milliseconds(kRenewDeadline).count()) +
+                             " milliseconds'");
             if (r.empty()) return nullptr;
             owner = r[0][0].as<std::string>();
         } catch (const std::exception&) {
