@@ -1,10 +1,12 @@
 // PostgreSQL at max_connections: while every connection slot is taken, calls
 // that need a new connection fail fast with UnavailableError naming the
 // cause, a client that already has its connections keeps its lock, and an
-// elector keeps retrying and becomes leader once slots are free.
+// elector keeps retrying and becomes leader once slots are free.  ctest runs
+// it on a server of its own with max_connections = 30 (tests/CMakeLists.txt).
 #include <algorithm>
 #include <iostream>
 #include <mutex>
+#include <optional>
 
 #include "pgelect/log.hpp"
 #include "ports.hpp"
@@ -57,7 +59,9 @@ class LogCapture {
     LogCapture() {
         set_log_sink([this](LogLevel level, std::string_view message) {
             std::lock_guard lk(mu_);
-            text_ += std::string(to_string(level)) + ": " + std::string(message) + "\n";
+            const std::string line = std::string(to_string(level)) + ": " + std::string(message) + "\n";
+            text_ += line;
+            timed_.emplace_back(std::chrono::steady_clock::now(), line);
         });
     }
     ~LogCapture() { restore(); }
@@ -66,10 +70,23 @@ class LogCapture {
         std::lock_guard lk(mu_);
         return text_;
     }
+    // The same lines, each with the steady-clock instant it was logged at.
+    std::string timed_text(std::chrono::steady_clock::time_point origin) const {
+        std::lock_guard lk(mu_);
+        std::string out;
+        for (const auto& [at, line] : timed_) {
+            out += "    " +
+                   std::to_string(
+                       std::chrono::duration_cast<std::chrono::milliseconds>(at - origin).count()) +
+                   " ms: " + line;
+        }
+        return out;
+    }
 
   private:
     mutable std::mutex mu_;
     std::string text_;
+    std::vector<std::pair<std::chrono::steady_clock::time_point, std::string>> timed_;
 };
 
 // Backends of the slot filler that have not exited yet.  A closed connection
@@ -103,10 +120,26 @@ TEST(MaxConnections, ClientsFailFastAndAnElectorLeadsOnceSlotsAreFree) {
 
     // A holder whose connections are open before the server fills up.
     std::atomic<int> renewals{0};  // outlives the holder's renewal thread
+    std::mutex failed_mu;
+    std::string failed_renewals;  // "<ms since start> <error> <elapsed ms>" per failed renewal
+    const auto test_start = Clock::now();
     LockClient holder(dsn(), opts);
     holder.renewal_finished.connect([&](const RenewalReport& r) {
-        if (r.ok) ++renewals;
+        if (r.ok) {
+            ++renewals;
+            return;
+        }
+        std::lock_guard lk(failed_mu);
+        failed_renewals += "    " + std::to_string(ms_since(test_start)) + " ms: " +
+                           std::string(r.error ? to_string(*r.error) : "unknown") + " after " +
+                           std::to_string(
+                               std::chrono::duration_cast<std::chrono::milliseconds>(r.elapsed).count()) +
+                           " ms\n";
     });
+    auto renewal_failures = [&] {
+        std::lock_guard lk(failed_mu);
+        return failed_renewals;
+    };
     Lock kept = holder.acquire("kept");
     ASSERT_TRUE(eventually([&] { return renewals.load() > 0; }));
 
@@ -157,16 +190,36 @@ TEST(MaxConnections, ClientsFailFastAndAnElectorLeadsOnceSlotsAreFree) {
     // An elector started now keeps retrying (and says why) ...
     LogCapture log;
     LockClient elector_client(dsn(), opts);
+    // The instants at which its acquisitions failed or succeeded.
+    std::mutex attempts_mu;
+    std::vector<Clock::time_point> failed_attempts;
+    std::optional<Clock::time_point> acquired_at;
+    elector_client.acquire_attempted.connect([&](const std::string&, AttemptResult result) {
+        std::lock_guard lk(attempts_mu);
+        if (result == AttemptResult::error) failed_attempts.push_back(Clock::now());
+        if (result == AttemptResult::acquired && !acquired_at) acquired_at = Clock::now();
+    });
     ElectorOptions eo;
     eo.group = "mc-group";
     eo.max_backoff = 300ms;
     Elector elector(elector_client, eo);
     elector.start();
-    EXPECT_FALSE(elector.wait_for_leadership(1500ms));
+    // Ten attempts within 20 s while refused: a backoff capped at 300 ms
+    // makes them in a few seconds; an uncapped one (100 ms doubling, half
+    // to full of it as pause) would need over 25 s for its first nine pauses.
+    auto failures = [&] {
+        std::lock_guard lk(attempts_mu);
+        return failed_attempts.size();
+    };
+    const auto refusing_since = Clock::now();
+    ASSERT_TRUE(eventually([&] { return failures() >= 10; }, 20s))
+        << failures() << " failed attempts in " << ms_since(refusing_since) << " ms";
+    EXPECT_FALSE(elector.is_leader());
     // ... while the holder, whose connections are open, keeps renewing its lock.
     const int before = renewals.load();
     ASSERT_TRUE(eventually([&] { return renewals.load() >= before + 2; }, 5s));
-    EXPECT_FALSE(kept.is_released()) << kept.loss_reason();
+    EXPECT_FALSE(kept.is_released()) << kept.loss_reason() << "\nfailed renewals:\n"
+                                     << renewal_failures();
 
     const std::size_t filled = filler.size();
     const auto released = Clock::now();
@@ -179,11 +232,38 @@ TEST(MaxConnections, ClientsFailFastAndAnElectorLeadsOnceSlotsAreFree) {
     const long exiting = ms_since(released);
     ASSERT_TRUE(elector.wait_for_leadership(10s));
     const long took = ms_since(freed);
-    // Within the capped backoff (300 ms) plus connecting and one acquisition,
-    // counted from the moment the slots are free.  An uncapped backoff, doubled
-    // through seconds of refusals by then, would most likely still be pausing.
-    EXPECT_LT(took, 2000) << took << " ms";
     elector.stop();
+    // The backoff is capped: an attempt fails at once while the server refuses
+    // connections, or after at most connect_timeout while it is too busy to
+    // answer (hundreds of backends exiting), and the next one starts at most
+    // max_backoff later.  So consecutive failures, and the last failure and the
+    // success, are never further apart than connect_timeout + max_backoff,
+    // plus a second for the acquisition statement and scheduling on a loaded
+    // machine.  An uncapped backoff, doubled through a dozen refusals, pauses
+    // for minutes.
+    {
+        std::lock_guard lk(attempts_mu);
+        ASSERT_GE(failed_attempts.size(), 2u);
+        ASSERT_TRUE(acquired_at.has_value());
+        const auto bound = opts.connect_timeout + eo.max_backoff + 1s;
+        std::vector<Clock::time_point> ends = failed_attempts;
+        ends.push_back(*acquired_at);
+        for (std::size_t i = 1; i < ends.size(); ++i) {
+            EXPECT_LT(ends[i] - ends[i - 1], bound)
+                << "attempt " << i << " ended "
+                << std::chrono::duration_cast<std::chrono::milliseconds>(ends[i] - ends[i - 1]).count()
+                << " ms after the one before";
+        }
+        // Counted from the moment the slots are free: a refusal in flight, the
+        // capped pause, then connecting and one acquisition.
+        EXPECT_LT(std::chrono::milliseconds(took), opts.connect_timeout + eo.max_backoff + 500ms)
+            << took << " ms";
+        std::cout << "  " << failed_attempts.size() << " failed attempts; the success came "
+                  << std::chrono::duration_cast<std::chrono::milliseconds>(*acquired_at -
+                                                                            failed_attempts.back())
+                         .count()
+                  << " ms after the last failure\n";
+    }
     log.restore();
     const std::string logged = log.text();
     const std::string line =
@@ -192,14 +272,17 @@ TEST(MaxConnections, ClientsFailFastAndAnElectorLeadsOnceSlotsAreFree) {
     EXPECT_NE(logged.find(line), std::string::npos) << logged;
     std::cout << "  the elector logged " << std::count(logged.begin(), logged.end(), '\n')
               << " line(s) and led " << took << " ms after the slots were free (their "
-              << filled << " backends took " << exiting << " ms to exit)\n";
+              << filled << " backends took " << exiting
+              << " ms to exit); what it logged, counted from when they had exited:\n"
+              << log.timed_text(freed);
 
     // Nothing is left half-held: the failed acquisitions left no row, and the
     // client works now.
     EXPECT_THROW(client.get("mc"), NotFoundError);
     client.acquire("mc").release();
     EXPECT_THROW(client.get("mc"), NotFoundError);
-    EXPECT_FALSE(kept.is_released()) << kept.loss_reason();
+    EXPECT_FALSE(kept.is_released()) << kept.loss_reason() << "\nfailed renewals:\n"
+                                     << renewal_failures();
     kept.release();
     client.drop_table();
 }

@@ -275,7 +275,9 @@ TEST(Contention, TwentyProcessesHundredGroupsOneLeaderEach) {
                 ++tolerated;
                 continue;
             }
-            if (n == 0 && ++leaderless <= 5) ADD_FAILURE() << group << ": no leader at " << t;
+            if (n == 0 && ++leaderless <= 5) {
+                ADD_FAILURE() << group << ": no leader at " << t << ": " << describe_gap(g, t);
+            }
             if (n > 1 && ++doubled <= 5) ADD_FAILURE() << group << ": " << n << " leaders at " << t;
         }
     }

@@ -18,6 +18,7 @@ struct Interval {
     std::int64_t token;
     long long start;
     long long end;  // LLONG_MAX while open
+    std::string reason;  // why it ended (LossInfo::reason), empty while open
 };
 
 struct GroupTimeline {
@@ -41,7 +42,7 @@ inline bool read_file(const std::string& path, int process, Timeline& out) {
             std::int64_t token;
             long long t;
             if (!(in >> token >> t)) return false;
-            g.intervals.push_back({process, token, t, LLONG_MAX});
+            g.intervals.push_back({process, token, t, LLONG_MAX, ""});
         } else if (kind == "L") {
             std::int64_t token;
             long long t;
@@ -51,6 +52,7 @@ inline bool read_file(const std::string& path, int process, Timeline& out) {
             for (auto it = g.intervals.rbegin(); it != g.intervals.rend(); ++it) {
                 if (it->process == process && it->token == token && it->end == LLONG_MAX) {
                     it->end = t;
+                    it->reason = reason;
                     break;
                 }
             }
@@ -77,6 +79,32 @@ inline int leaders_at(const GroupTimeline& g, long long t) {
         if (t < iv.end) ++n;
     }
     return n;
+}
+
+// What surrounds instant t in one group: the last term that ended at or
+// before t (its holder, token, end and reason) and the next one to begin.
+inline std::string describe_gap(const GroupTimeline& g, long long t) {
+    const Interval* before = nullptr;
+    const Interval* after = nullptr;
+    for (const auto& iv : g.intervals) {
+        if (iv.end <= t && (!before || iv.end > before->end)) before = &iv;
+        if (iv.start > t && (!after || iv.start < after->start)) after = &iv;
+    }
+    std::string out;
+    if (before) {
+        out += "the term of process " + std::to_string(before->process) + " (token " +
+               std::to_string(before->token) + ") ended " +
+               std::to_string((t - before->end) / 1000000) + " ms before (" + before->reason + ")";
+    } else {
+        out += "no term ended before";
+    }
+    if (after) {
+        out += ", the next began " + std::to_string((after->start - t) / 1000000) +
+               " ms after (process " + std::to_string(after->process) + ")";
+    } else {
+        out += ", no term began after";
+    }
+    return out;
 }
 
 // Whether a resign of this group happened within `tolerance` before t (or at t).
