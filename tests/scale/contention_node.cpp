@@ -72,6 +72,23 @@ int main(int argc, char** argv) {
                 .heartbeat_interval = c::kHeartbeat,
                 .retry_interval = c::kRetry};
     pgelect::LockClient client("", o);
+    // Renewals that failed or left a held lock out go to stderr: they explain
+    // a term that ended by its deadline.
+    client.renewal_finished.connect([](const pgelect::RenewalReport& r) {
+        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(r.elapsed).count();
+        const long long at = ns(std::chrono::steady_clock::now());
+        if (!r.ok) {
+            std::fprintf(stderr, "%lld renewal of %zu locks failed after %lld ms: %s\n", at,
+                         r.names.size(), static_cast<long long>(ms),
+                         r.error ? std::string(pgelect::to_string(*r.error)).c_str() : "unknown");
+        } else if (r.still_held.size() < r.names.size()) {
+            std::fprintf(stderr, "%lld renewal kept %zu of %zu locks after %lld ms\n", at,
+                         r.still_held.size(), r.names.size(), static_cast<long long>(ms));
+        } else if (ms > 1000) {
+            std::fprintf(stderr, "%lld renewal of %zu locks took %lld ms\n", at, r.names.size(),
+                         static_cast<long long>(ms));
+        }
+    });
 
     std::vector<std::unique_ptr<pgelect::Elector>> electors;
     for (int g = 0; g < c::kGroups; ++g) {

@@ -113,6 +113,19 @@ inline bool resigned_within(const GroupTimeline& g, long long t, long long toler
     return it != g.resigns.begin() && t - *std::prev(it) <= tolerance;
 }
 
+// Whether a term of this group ended within `tolerance` before t (or at t)
+// by a loss the library reported because it could no longer renew: the renew
+// deadline passed, renewals failed, or the database was unreachable.  On a
+// loaded machine these happen; the followers then take over once the row's
+// lease has run out (or at once, if the best-effort release got through).
+inline bool lost_within(const GroupTimeline& g, long long t, long long tolerance) {
+    return std::any_of(g.intervals.begin(), g.intervals.end(), [&](const Interval& iv) {
+        const bool reported = iv.reason == "deadline_passed" || iv.reason == "renewal_failed" ||
+                              iv.reason == "database_unavailable";
+        return reported && iv.end <= t && t - iv.end <= tolerance;
+    });
+}
+
 // From each resign to the next interval start in that group (-1 if none followed).
 inline long long worst_resign_to_leader(const GroupTimeline& g) {
     long long worst = 0;
