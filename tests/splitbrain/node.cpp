@@ -137,7 +137,10 @@ pgelect::LockClientOptions client_options(const char* table) {
     o.timing = {.lease_duration = sb::kLease, .renew_deadline = sb::kRenewDeadline,
                 .heartbeat_interval = sb::kHeartbeat, .retry_interval = sb::kRetry};
     o.statement_timeout = sb::kStatementTimeout;
-    o.connect_timeout = 2s;
+    // libpq's connect_timeout: on a loaded machine a new connection through
+    // the proxy took over 2 s at times, and with a 2 s timeout every attempt
+    // of every node failed for 25 s (no leader at all).
+    o.connect_timeout = 5s;
     return o;
 }
 
