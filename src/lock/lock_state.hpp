@@ -38,6 +38,9 @@ struct LockState {
     Clock::time_point valid_until{};
     Clock::time_point next_renewal{};
     bool released = false;
+    // The renewal engine has reported this lock lost (its renewal and deadline
+    // threads may both find the deadline passed; one of them reports it).
+    bool loss_reported = false;
     LossCause cause = LossCause::none;
     std::string release_reason;
     // Kind of the error of the last failed renewal since the last success.

@@ -143,8 +143,8 @@ void Renewer::renew_loop() {
                 }
                 auto it = still_held.find(std::make_pair(s->name, token));
                 if (it == still_held.end()) {
-                    on_lost_(s, LossCause::taken_over,
-                             "taken over: the row no longer carries this holder's fencing token");
+                    report(s, LossCause::taken_over,
+                           "taken over: the row no longer carries this holder's fencing token");
                 } else if (!it->second) {
                     // Locked by another transaction (a fenced write, a takeover
                     // under way): unknown, try again soon.
@@ -162,10 +162,20 @@ void Renewer::renew_loop() {
     }
 }
 
+void Renewer::report(const std::shared_ptr<LockState>& s, LossCause cause,
+                     const std::string& reason) {
+    {
+        std::lock_guard slk(s->mu);
+        if (s->loss_reported) return;  // the other thread got there first
+        s->loss_reported = true;
+    }
+    on_lost_(s, cause, reason);
+}
+
 void Renewer::report_deadline(const std::shared_ptr<LockState>& s) {
-    on_lost_(s, s->deadline_cause(),
-             "renew deadline passed: no successful renewal for " +
-                 std::to_string(s->timing.renew_deadline.count()) + "ms");
+    report(s, s->deadline_cause(),
+           "renew deadline passed: no successful renewal for " +
+               std::to_string(s->timing.renew_deadline.count()) + "ms");
 }
 
 void Renewer::deadline_loop() {

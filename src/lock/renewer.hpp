@@ -24,7 +24,7 @@ namespace pgelect::detail {
 // missing from the result was taken over.  Throws when the outcome is unknown
 // (connection lost, timeout): the renewal is idempotent and is simply retried.
 using RenewFn = std::function<std::vector<Renewed>(const std::vector<RenewItem>&)>;
-// Called (outside the engine's lock) when a lock is lost; `reason` says why.
+// Called (outside the engine's lock) once when a lock is lost; `reason` says why.
 using LostFn = std::function<void(const std::shared_ptr<LockState>&, LossCause cause,
                                   const std::string& reason)>;
 
@@ -50,6 +50,9 @@ private:
     void deadline_loop();
     void start_threads_locked();
     void report_deadline(const std::shared_ptr<LockState>& state);
+    // Calls on_lost_ once per lock, whichever thread finds the loss first.
+    void report(const std::shared_ptr<LockState>& state, LossCause cause,
+                const std::string& reason);
 
     // constant after construction
     const RenewFn renew_;
