@@ -54,12 +54,21 @@ public:
     LockClient(const LockClient&) = delete;
     LockClient& operator=(const LockClient&) = delete;
 
-    // Creates the table and its two sequences.  FailedPreconditionError if the table exists.
+    // Creates the table, its two sequences and its epoch table (the timelines
+    // it has been used on, see docs/ha.md).  FailedPreconditionError if the
+    // table exists.
     void create_table();
     // Creates whatever is missing; adds pgelect's columns to a pglock table in place.
     void try_create_table();
-    // Drops the table and its sequences (no error if missing).
+    // Drops the table, its sequences and its epoch table (no error if missing).
     void drop_table();
+    // After moving the table to another cluster in a way that resets the
+    // server's timeline or the token sequence (pg_upgrade, dump and restore,
+    // logical migration): moves the fencing tokens above every token the
+    // table holds, `above`, and every token its sequence and recorded
+    // timelines may have handed out, and makes the current timeline the
+    // table's only one.  Returns the token the next ones will exceed.
+    std::int64_t bump_epoch(std::int64_t above = 0);
 
     // Blocks until the lock is held, the stop token is triggered (then
     // NotAcquiredError) or, with fail_if_locked, returns at once.  Waiting costs

@@ -2,6 +2,7 @@
 // the library propagate as pgelect::Error (main maps them to exit statuses).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,8 @@ namespace pgelect::cli {
 int schema_print(const ConnectionArgs& args);
 // schema apply: creates whatever is missing (LockClient::try_create_table()).
 int schema_apply(const ConnectionArgs& args);
+// schema bump-epoch: LockClient::bump_epoch(above); prints the token the next ones exceed.
+int schema_bump_epoch(const ConnectionArgs& args, std::int64_t above);
 
 struct StatusArgs {
     ConnectionArgs connection;

@@ -1,6 +1,6 @@
 // pgelect: the command line of the pgelect library (docs/cli.md).
 //
-//   pgelect [--dsn D] [--config F] [--table T] schema print|apply
+//   pgelect [--dsn D] [--config F] [--table T] schema print|apply|bump-epoch [--above N]
 //   pgelect [connection] status [--json]
 //   pgelect [connection] run --group NAME [timing] -- COMMAND [ARGS...]
 // The connection options may also follow the subcommand.
@@ -67,6 +67,16 @@ int main(int argc, char** argv) {
         "apply",
         "create the table and its sequences if missing (adds pgelect's columns to a pglock table)");
     add_connection_options(*apply, schema_apply_args);
+    ConnectionArgs schema_bump_args;
+    std::int64_t bump_above = 0;
+    CLI::App* bump = schema->add_subcommand(
+        "bump-epoch",
+        "after pg_upgrade, dump and restore or a logical migration: move the fencing tokens "
+        "above every token the table holds or handed out (docs/ha.md)");
+    add_connection_options(*bump, schema_bump_args);
+    bump->add_option("--above", bump_above,
+                     "also exceed this token (e.g. the highest one your resources have seen)")
+        ->check(CLI::NonNegativeNumber);
 
     StatusArgs status_args;
     CLI::App* status =
@@ -107,7 +117,8 @@ int main(int argc, char** argv) {
         return rc == 0 ? exit_ok : exit_usage;
     }
     for (ConnectionArgs* sub :
-         {&schema_print_args, &schema_apply_args, &status_args.connection, &run_args.connection}) {
+         {&schema_print_args, &schema_apply_args, &schema_bump_args, &status_args.connection,
+          &run_args.connection}) {
         inherit_connection(*sub, top_args);
     }
 
@@ -115,6 +126,7 @@ int main(int argc, char** argv) {
         try {
             if (*print) return schema_print(schema_print_args);
             if (*apply) return schema_apply(schema_apply_args);
+            if (*bump) return schema_bump_epoch(schema_bump_args, bump_above);
             if (*status) return pgelect::cli::status(status_args);
             if (*run) return pgelect::cli::run(run_args);
             return exit_usage;

@@ -19,4 +19,13 @@ int schema_apply(const ConnectionArgs& args) {
     return exit_ok;
 }
 
+int schema_bump_epoch(const ConnectionArgs& args, std::int64_t above) {
+    const Connection c = resolve_connection(args);
+    LockClient client(c.dsn, c.options);
+    const std::int64_t floor = client.bump_epoch(above);
+    say("lock table " + c.options.table + ": the next fencing tokens exceed " +
+        std::to_string(floor));
+    return exit_ok;
+}
+
 }  // namespace pgelect::cli

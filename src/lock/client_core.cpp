@@ -60,6 +60,8 @@ void ClientCore::try_create_table() { store_->try_create_table(); }
 
 void ClientCore::drop_table() { store_->drop_table(); }
 
+std::int64_t ClientCore::bump_epoch(std::int64_t above) { return store_->bump_epoch(above); }
+
 Lock ClientCore::acquire(const std::string& name, const AcquireOptions& o, std::stop_token stop) {
     validate_lock_name(name);
     const LeaseTiming timing = o.timing.value_or(options_.timing);
@@ -82,14 +84,31 @@ Lock ClientCore::acquire(const std::string& name, const AcquireOptions& o, std::
         const auto generation = board_.generation(name);
         if (may_take) {
             const auto start = clock_->now();
-            std::optional<Taken> taken;
+            TakeOutcome outcome;
             try {
-                taken = store_->try_take(name, owner, o, expected);
+                outcome = store_->try_take(name, owner, o, expected);
             } catch (const Error&) {
                 if (hooks_.attempt) hooks_.attempt(name, AttemptResult::error);
                 throw;
             }
+            auto& taken = outcome.taken;
             if (hooks_.attempt) hooks_.attempt(name, taken ? AttemptResult::acquired : AttemptResult::busy);
+            if (!taken && outcome.quarantine.count() > 0) {
+                // The server was promoted less than a lease ago: nothing may be
+                // taken until then, while a holder whose acquisition was lost
+                // with the old primary may still believe it leads.
+                if (o.fail_if_locked) {
+                    throw NotAcquiredError(context("acquire", name) +
+                                           ": failover quarantine for another " +
+                                           std::to_string(outcome.quarantine.count()) + " ms");
+                }
+                board_.wait(name, generation,
+                            clock_->now() + std::min<Clock::duration>(outcome.quarantine,
+                                                                      timing.retry_interval),
+                            stop);
+                may_take = true;
+                continue;
+            }
             if (taken) {
                 tracker_.forget(name);
                 auto state = std::make_shared<LockState>(name, owner, timing, o.keep_on_release);

@@ -38,6 +38,7 @@ public:
     void create_table();
     void try_create_table();
     void drop_table();
+    std::int64_t bump_epoch(std::int64_t above);
 
     Lock acquire(const std::string& name, const AcquireOptions& options, std::stop_token stop);
     LockInfo get(const std::string& name);

@@ -53,6 +53,7 @@ LockClient::~LockClient() { core_->shutdown(); }
 void LockClient::create_table() { core_->create_table(); }
 void LockClient::try_create_table() { core_->try_create_table(); }
 void LockClient::drop_table() { core_->drop_table(); }
+std::int64_t LockClient::bump_epoch(std::int64_t above) { return core_->bump_epoch(above); }
 
 Lock LockClient::acquire(const std::string& name, const AcquireOptions& options,
                          std::stop_token stop) {

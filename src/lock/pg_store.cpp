@@ -151,6 +151,25 @@ auto PgStore::run(ConnectionPool& pool, const std::string& ctx, Fn&& fn) {
                                      std::to_string(options_.serialization_retries) +
                                      " retries: " + one_line(e.what()));
         } catch (const pqxx::sql_error& e) {
+            // On a standby (a read-only transaction, or WAL functions refused
+            // during recovery): after a promotion this connection still goes to
+            // the old primary, now a standby.  A fresh connection lets a
+            // multi-host DSN with target_session_attrs=read-write find the new
+            // primary; the statement did nothing, so it is tried once more.
+            const std::string& state = e.sqlstate();
+            const bool standby =
+                state == "25006" ||
+                (state == "55000" && std::string(e.what()).find("recovery is in progress") !=
+                                         std::string::npos);
+            if (standby) {
+                conn.discard();
+                if (!reconnected) {
+                    reconnected = true;
+                    continue;
+                }
+                throw UnavailableError(ctx + ": the server is a standby (read-only): " +
+                                       one_line(e.what()));
+            }
             if (!conn->is_open()) conn.discard();
             throw_sql_error(ctx, table_, e);
         } catch (const Error&) {
@@ -254,30 +273,58 @@ void PgStore::drop_table() {
     });
 }
 
-std::optional<Taken> PgStore::try_take(const std::string& name, const std::string& owner,
-                                       const AcquireOptions& o,
-                                       std::optional<std::int64_t> stale_rvn) {
+std::int64_t PgStore::bump_epoch(std::int64_t above) {
+    if (above < 0) throw InvalidArgumentError("bump-epoch: the token to exceed must not be negative");
+    return run<pqxx::work>(pool_, "bump the epoch of lock table " + table_.display(),
+                           [&](pqxx::work& tx) {
+                               // One bump at a time, and no acquisition of this table
+                               // draws a token meanwhile from a sequence about to move.
+                               tx.exec("LOCK TABLE " + table_.quoted() + " IN EXCLUSIVE MODE");
+                               const auto r = tx.exec_params1(sql_.bump_epoch, above);
+                               tx.commit();
+                               return r[2].as<std::int64_t>();
+                           });
+}
+
+TakeOutcome PgStore::try_take(const std::string& name, const std::string& owner,
+                              const AcquireOptions& o, std::optional<std::int64_t> stale_rvn) {
     const std::string ctx = context("acquire", name);
-    return run<pqxx::nontransaction>(pool_, ctx, [&](pqxx::nontransaction& tx) -> std::optional<Taken> {
+    const long long lease_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(
+            o.timing.value_or(options_.timing).lease_duration)
+            .count();
+    return run<pqxx::nontransaction>(pool_, ctx, [&](pqxx::nontransaction& tx) -> TakeOutcome {
         const std::string channel_ = channel(tx);
         // libpqxx 6 binds NULL from nullptr only, hence the four spellings.
         pqxx::result r;
         if (o.data) {
             const pqxx::binarystring data(o.data->data(), o.data->size());
             r = stale_rvn ? tx.exec_prepared(Statements::kAcquire, name, data, owner,
-                                             o.replace_data, *stale_rvn, channel_)
+                                             o.replace_data, *stale_rvn, channel_, lease_ms)
                           : tx.exec_prepared(Statements::kAcquire, name, data, owner,
-                                             o.replace_data, nullptr, channel_);
+                                             o.replace_data, nullptr, channel_, lease_ms);
         } else {
             r = stale_rvn ? tx.exec_prepared(Statements::kAcquire, name, nullptr, owner,
-                                             o.replace_data, *stale_rvn, channel_)
+                                             o.replace_data, *stale_rvn, channel_, lease_ms)
                           : tx.exec_prepared(Statements::kAcquire, name, nullptr, owner,
-                                             o.replace_data, nullptr, channel_);
+                                             o.replace_data, nullptr, channel_, lease_ms);
         }
-        if (r.empty()) return std::nullopt;
-        Taken t{r[0][0].as<std::int64_t>(), r[0][2].as<std::int64_t>(),
-                bytes(r[0][1]).value_or(std::string())};
-        return t;
+        TakeOutcome out;
+        if (r.empty()) return out;
+        const auto quarantine = r[0][3].as<std::int64_t>();
+        if (quarantine < 0) {
+            throw FailedPreconditionError(
+                ctx + ": the server's timeline (" + r[0][4].as<std::string>() +
+                ") is below the highest the table " + table_.display() +
+                " has been used on: it was moved to another cluster (pg_upgrade, dump and "
+                "restore, logical migration), so its fencing tokens could go backwards; run "
+                "`pgelect schema bump-epoch` once, then try again");
+        }
+        out.quarantine = std::chrono::milliseconds(quarantine);
+        if (r[0][0].is_null()) return out;
+        out.taken = Taken{r[0][0].as<std::int64_t>(), r[0][2].as<std::int64_t>(),
+                          bytes(r[0][1]).value_or(std::string())};
+        return out;
     });
 }
 

@@ -26,7 +26,8 @@ public:
     void create_table() override;
     void try_create_table() override;
     void drop_table() override;
-    std::optional<Taken> try_take(const std::string& name, const std::string& owner,
+    std::int64_t bump_epoch(std::int64_t above) override;
+    TakeOutcome try_take(const std::string& name, const std::string& owner,
                                   const AcquireOptions& options,
                                   std::optional<std::int64_t> stale_rvn) override;
     std::optional<PolledRow> poll(const std::string& name) override;

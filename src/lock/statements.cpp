@@ -27,6 +27,23 @@ std::string create_sequences_sql(const TableName& t, bool if_not_exists) {
            t.quoted_sequence("_fence") + " NO CYCLE OWNED BY " + t.quoted() + ".fencing_token;\n";
 }
 
+// The server's current timeline, from the name of the WAL file being written:
+// it grows with every promotion at once (pg_control_checkpoint() lags until
+// the next checkpoint).  Fails on a standby (SQLSTATE 55000).
+constexpr const char* kTimeline =
+    "('x' || substr(pg_walfile_name(pg_current_wal_insert_lsn()), 1, 8))::bit(32)::bigint";
+
+// The epoch table: each timeline the lock table has been used on, and when
+// this server first saw it (its own clock).  A table starts with the current
+// timeline at -infinity, so only a later timeline is ever quarantined.
+std::string create_epoch_sql(const TableName& t, bool if_not_exists) {
+    const std::string epoch = t.quoted_sequence("_epoch");
+    return std::string("CREATE TABLE ") + (if_not_exists ? "IF NOT EXISTS " : "") + epoch +
+           " (\n    timeline BIGINT PRIMARY KEY,\n    first_seen TIMESTAMPTZ NOT NULL\n);\n" +
+           "INSERT INTO " + epoch + " (timeline, first_seen) SELECT " + kTimeline +
+           ", '-infinity' WHERE NOT EXISTS (SELECT 1 FROM " + epoch + ");\n";
+}
+
 std::string full_row_select(const TableName& t) {
     return "SELECT name, owner, data, record_version_number, fencing_token, "
            "extract(epoch FROM acquired_at)::float8, extract(epoch FROM renewed_at)::float8 FROM " +
@@ -45,13 +62,15 @@ Statements::Statements(const TableName& t) {
     const std::string rvn = "nextval(" + t.sequence_literal("_rvn") + ")";
     const std::string fence = "nextval(" + t.sequence_literal("_fence") + ")";
 
-    create = create_table_sql(t, false) + create_sequences_sql(t, false);
+    const std::string epoch = t.quoted_sequence("_epoch");
+    create = create_table_sql(t, false) + create_sequences_sql(t, false) +
+             create_epoch_sql(t, false);
     try_create = create_table_sql(t, true) + "ALTER TABLE " + table +
                  " ADD COLUMN IF NOT EXISTS fencing_token BIGINT,"
                  " ADD COLUMN IF NOT EXISTS acquired_at TIMESTAMPTZ,"
                  " ADD COLUMN IF NOT EXISTS renewed_at TIMESTAMPTZ;\n" +
-                 create_sequences_sql(t, true);
-    drop = "DROP TABLE IF EXISTS " + table + ";\nDROP SEQUENCE IF EXISTS " +
+                 create_sequences_sql(t, true) + create_epoch_sql(t, true);
+    drop = "DROP TABLE IF EXISTS " + table + ", " + epoch + ";\nDROP SEQUENCE IF EXISTS " +
            t.quoted_sequence("_rvn") + ", " + t.quoted_sequence("_fence") + ";\n";
 
     // The fencing token is drawn under a transaction-scoped advisory lock on
@@ -64,10 +83,37 @@ Statements::Statements(const TableName& t) {
     const std::string ordered_token = "(SELECT " + fence +
                                       " FROM (SELECT pg_advisory_xact_lock(" + t.regclass_literal() +
                                       "::regclass::oid::int4, hashtext($1::text))) AS ordered)";
-    acquire = "WITH a AS (INSERT INTO " + table +
+    // Epoch tokens: the timeline times 2^40 plus the sequence value, so a
+    // term begun after a promotion outranks every term before it, also when
+    // the promoted server hands out sequence values the old primary had
+    // already used (the tail of WAL it never received).
+    //
+    // Failover quarantine: on a timeline first seen less than one lease ago
+    // (while the table has been used on another timeline), nothing is taken:
+    // a holder whose acquisition was lost with the old primary may still
+    // believe it leads until its renew deadline.  A timeline below the highest
+    // recorded means the table was moved to another cluster: nothing is taken
+    // until `pgelect schema bump-epoch`.  Both are decided here, in the one
+    // statement; in steady state the epoch table is only read.
+    const std::string take_gate =
+        "tl AS (SELECT " + std::string(kTimeline) + " AS t), "
+        "ep AS (SELECT max(e.timeline) AS top, bool_or(e.timeline <> tl.t) AS others, "
+        "max(e.first_seen) FILTER (WHERE e.timeline = tl.t) AS since, "
+        "count(*) FILTER (WHERE e.timeline = tl.t) AS known "
+        "FROM tl LEFT JOIN " + epoch + " AS e ON true GROUP BY tl.t), "
+        "seen AS (INSERT INTO " + epoch + " (timeline, first_seen) SELECT tl.t, now() "
+        "FROM tl, ep WHERE ep.known = 0 AND (ep.top IS NULL OR tl.t > ep.top) "
+        "ON CONFLICT (timeline) DO NOTHING RETURNING first_seen), "
+        "gate AS (SELECT CASE WHEN ep.top IS NOT NULL AND tl.t < ep.top THEN -1 "
+        "WHEN coalesce(ep.others, false) AND coalesce(ep.since, now()) + $7::bigint * "
+        "interval '1 millisecond' > now() THEN greatest(1, ceil(extract(epoch FROM "
+        "coalesce(ep.since, now()) + $7::bigint * interval '1 millisecond' - now()) * 1000))::bigint "
+        "ELSE 0 END AS q FROM tl, ep)";
+    acquire = "WITH " + take_gate + ", a AS (INSERT INTO " + table +
               " AS l (name, record_version_number, data, owner, fencing_token, acquired_at, "
-              "renewed_at) VALUES ($1::text, " + rvn + ", $2, $3, " + ordered_token +
-              ", now(), now()) ON CONFLICT (name) DO UPDATE SET "
+              "renewed_at) SELECT $1::text, " + rvn + ", $2::bytea, $3::text, tl.t * 1099511627776 + " +
+              ordered_token + ", now(), now() FROM gate, tl WHERE gate.q = 0 "
+              "ON CONFLICT (name) DO UPDATE SET "
               "record_version_number = EXCLUDED.record_version_number, "
               "data = CASE WHEN $4::boolean THEN EXCLUDED.data ELSE l.data END, "
               // A takeover of an existing row never goes below the row's token,
@@ -78,7 +124,23 @@ Statements::Statements(const TableName& t) {
               "WHERE l.record_version_number IS NULL OR l.record_version_number = $5::bigint "
               "RETURNING l.record_version_number, l.data, l.fencing_token) "
               // Followers learn of the new holder at once (payload 'A' || name).
-              "SELECT a.*, pg_notify($6, 'A' || $1::text) FROM a";
+              "SELECT a.record_version_number, a.data, a.fencing_token, gate.q, tl.t, "
+              "CASE WHEN a.record_version_number IS NOT NULL THEN pg_notify($6, 'A' || $1::text) END "
+              "FROM gate CROSS JOIN tl LEFT JOIN a ON true";
+    // Moves the table's tokens above every token it holds or could have
+    // handed out, on the current timeline, and forgets later timelines: for a
+    // move that resets timelines (pg_upgrade, dump/restore, logical
+    // migration).  $1: a token the next ones must exceed (0: none).
+    bump_epoch = "WITH tl AS (SELECT " + std::string(kTimeline) + " AS t), "
+                 "top AS MATERIALIZED (SELECT greatest(coalesce((SELECT max(fencing_token) FROM " + table +
+                 "), 0), $1::bigint, (SELECT coalesce(max(timeline), 0) FROM " + epoch +
+                 ") * 1099511627776 + (SELECT last_value FROM " + t.quoted_sequence("_fence") +
+                 ")) AS token), "
+                 "gone AS (DELETE FROM " + epoch + " WHERE timeline <> (SELECT t FROM tl)), "
+                 "mark AS (INSERT INTO " + epoch + " (timeline, first_seen) SELECT t, '-infinity' "
+                 "FROM tl ON CONFLICT (timeline) DO UPDATE SET first_seen = '-infinity') "
+                 "SELECT setval(" + t.sequence_literal("_fence") + ", greatest(1, top.token - "
+                 "tl.t * 1099511627776 + 1)), tl.t, top.token FROM tl, top";
     resolve_table = "SELECT n.nspname, c.relname FROM pg_catalog.pg_class AS c "
                     "JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace "
                     "WHERE c.oid = to_regclass($1::text)";

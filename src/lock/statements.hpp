@@ -20,10 +20,15 @@ struct Statements {
 
     // $1 name, $2 data (bytea or NULL), $3 owner, $4 replace data (bool),
     // $5 the stale record version the caller may replace (or NULL: only a free/missing row),
-    // $6 the NOTIFY channel.
-    // Returns no row if the lock is held; else record_version_number, data,
-    // fencing_token, pg_notify's void.
+    // $6 the NOTIFY channel, $7 the lease in ms (the failover quarantine).
+    // Returns one row: record_version_number, data, fencing_token (NULL if not
+    // taken), the quarantine (0: none; > 0: ms until the server's new timeline
+    // may be taken on; -1: the timeline is below the table's highest), the
+    // timeline, pg_notify's void.
     std::string acquire;
+    // $1 a token the next ones must exceed.  Returns the sequence's new value,
+    // the timeline, the token the next ones exceed.
+    std::string bump_epoch;
     // $1 the quoted table name.  Returns the schema and name the server
     // resolves it to (search_path applied), or no row if there is no such table.
     std::string resolve_table;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "lock/names.hpp"
+#include "pgelect/errors.hpp"
 #include "pgelect/lock.hpp"
 #include "pgelect/options.hpp"
 
@@ -47,6 +48,17 @@ struct Taken {
     std::string data;  // the row's data after the acquisition
 };
 
+// What one acquisition attempt came to: taken, held by someone else (nothing
+// taken, no quarantine), or refused for the failover quarantine.
+struct TakeOutcome {
+    TakeOutcome() = default;
+    TakeOutcome(std::optional<Taken> t) : taken(std::move(t)) {}  // NOLINT: implicit on purpose
+    std::optional<Taken> taken;
+    // After a promotion: how long until the server's new timeline may be
+    // taken on (zero: no quarantine).
+    std::chrono::milliseconds quarantine{0};
+};
+
 // Which connection a renewal runs on: the renewal thread has its own, so it
 // never queues behind acquire/release calls.
 enum class RenewVia { pool, renewal_connection };
@@ -68,11 +80,17 @@ public:
     virtual void create_table() = 0;
     virtual void try_create_table() = 0;
     virtual void drop_table() = 0;
+    // See LockClient::bump_epoch.
+    virtual std::int64_t bump_epoch(std::int64_t above) {
+        (void)above;
+        throw Error(ErrorKind::failed_precondition, "bump-epoch: not supported by this store");
+    }
 
     // The conditional upsert: takes `name` for `owner` if it is free, missing,
-    // or still carries `stale_rvn`.  Uses options.data and options.replace_data.
-    // Empty if the lock is held.  Notifies 'A' + name on success.
-    virtual std::optional<Taken> try_take(const std::string& name, const std::string& owner,
+    // or still carries `stale_rvn`, unless the failover quarantine is on.  Uses
+    // options.data and options.replace_data.  Nothing taken if the lock is
+    // held.  Notifies 'A' + name on success.
+    virtual TakeOutcome try_take(const std::string& name, const std::string& owner,
                                           const AcquireOptions& options,
                                           std::optional<std::int64_t> stale_rvn) = 0;
     // Reads the row of `name` (empty: no row).

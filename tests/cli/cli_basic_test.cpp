@@ -25,6 +25,7 @@ TEST(CliHelp, EverySubcommandHasHelpAndExitsZero) {
                                                                   {"schema", "--help"},
                                                                   {"schema", "print", "--help"},
                                                                   {"schema", "apply", "--help"},
+                                                                  {"schema", "bump-epoch", "--help"},
                                                                   {"status", "--help"},
                                                                   {"run", "--help"}}) {
         const Finished r = pgelect_cli(args);
@@ -50,6 +51,7 @@ TEST(CliArguments, BadArgumentsExitTwo) {
              {"run", "--group", "g", "--lease", "soon", "--", "true"},  // bad duration
              {"run", "--group", "g", "--lease", "1s", "--", "true"},    // renew deadline >= lease
              {"schema", "print", "--table", "no-dashes"},               // invalid table name
+             {"schema", "bump-epoch", "--above", "-5"},                 // negative token
              {"status", "--config", "/nonexistent/pgelect.yaml"}}) {
         const Finished r = pgelect_cli(args);
         std::string joined;
@@ -77,6 +79,27 @@ TEST_F(CliTest, SchemaApplyCreatesTheTableIdempotently) {
     LockClient client(dsn(), options_for(table_));
     Lock lock = client.acquire("works");
     EXPECT_GT(lock.fencing_token(), 0);
+}
+
+TEST_F(CliTest, SchemaBumpEpochMovesTokensAboveEveryEarlierOne) {
+    LockClient client(dsn(), options_for(table_));
+    client.create_table();
+    std::int64_t before = 0;
+    {
+        Lock lock = client.acquire("b");
+        before = lock.fencing_token();
+    }
+    const std::int64_t above = before + 1000000;
+    const Finished r =
+        pgelect_cli(with_table({"schema", "bump-epoch", "--above", std::to_string(above)}));
+    EXPECT_EQ(r.code, 0) << r.err;
+    const std::string said = "the next fencing tokens exceed ";
+    const auto at = r.err.find(said);
+    ASSERT_NE(at, std::string::npos) << r.err;
+    const std::int64_t floor = std::stoll(r.err.substr(at + said.size()));
+    EXPECT_GE(floor, above);
+    Lock lock = client.acquire("b");
+    EXPECT_GT(lock.fencing_token(), floor);
 }
 
 TEST_F(CliTest, StatusShowsHeldAndFreeLocks) {

@@ -18,6 +18,7 @@ TEST(PglockParity, P1_CreateTryCreateDropTable) {
     EXPECT_TRUE(relation_exists(table));
     EXPECT_TRUE(relation_exists(table + "_rvn"));
     EXPECT_TRUE(relation_exists(table + "_fence"));
+    EXPECT_TRUE(relation_exists(table + "_epoch"));
     try {
         client.create_table();
         FAIL() << "create_table on an existing table succeeded";
@@ -31,6 +32,7 @@ TEST(PglockParity, P1_CreateTryCreateDropTable) {
     EXPECT_FALSE(relation_exists(table));
     EXPECT_FALSE(relation_exists(table + "_rvn"));
     EXPECT_FALSE(relation_exists(table + "_fence"));
+    EXPECT_FALSE(relation_exists(table + "_epoch"));
     client.drop_table();  // no error when missing
 }
 

@@ -54,6 +54,12 @@ public:
         std::lock_guard lk(mu_);
         for (int i = 0; i < count; ++i) scripted_[op].push_back(fault);
     }
+    // While set (non-zero): every acquisition attempt takes nothing and reports
+    // this failover quarantine, as the real store does after a promotion.
+    void set_quarantine(std::chrono::milliseconds q) {
+        std::lock_guard lk(mu_);
+        quarantine_ = q;
+    }
     // Every call of `op` suffers `fault` (after the scripted ones), until cleared.
     void fault_always(Op op, std::optional<Fault> fault) {
         std::lock_guard lk(mu_);
@@ -162,12 +168,17 @@ public:
         });
     }
 
-    std::optional<Taken> try_take(const std::string& name, const std::string& owner,
+    pgelect::detail::TakeOutcome try_take(const std::string& name, const std::string& owner,
                                   const pgelect::AcquireOptions& o,
                                   std::optional<std::int64_t> stale_rvn) override {
         std::optional<Taken> taken;
+        std::chrono::milliseconds quarantine{0};
         call(Op::try_take, context("acquire", name), [&] {
             need_table("acquire", name);
+            if (quarantine_.count() > 0) {
+                quarantine = quarantine_;
+                return;
+            }
             auto it = rows_.find(name);
             if (it == rows_.end()) {
                 it = rows_.emplace(name, Row{std::nullopt, o.data, owner, std::nullopt}).first;
@@ -183,7 +194,9 @@ public:
             pending_.push_back("A" + name);
         });
         flush();
-        return taken;
+        pgelect::detail::TakeOutcome outcome(std::move(taken));
+        outcome.quarantine = quarantine;
+        return outcome;
     }
 
     std::optional<PolledRow> poll(const std::string& name) override {
@@ -358,6 +371,7 @@ private:
     std::set<std::string> row_locked_;
     std::map<Op, std::deque<Fault>> scripted_;
     std::map<Op, Fault> always_;
+    std::chrono::milliseconds quarantine_{0};
     std::map<Op, std::function<void()>> hooks_;
     std::map<Op, int> calls_;
     std::vector<std::vector<RenewItem>> renewals_;

@@ -282,7 +282,7 @@ public:
     void try_create_table() override {}
     void drop_table() override {}
 
-    std::optional<Taken> try_take(const std::string& name, const std::string& owner,
+    pgelect::detail::TakeOutcome try_take(const std::string& name, const std::string& owner,
                                   const pgelect::AcquireOptions& o,
                                   std::optional<std::int64_t> stale_rvn) override {
         std::optional<Taken> taken;

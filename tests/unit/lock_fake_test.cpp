@@ -173,6 +173,38 @@ TEST_F(FakeLockTest, ContenderTakesOverOnlyAfterAFullLeaseOfUnchangedVersion) {
     EXPECT_EQ(store_->row("a")->fencing_token, lock.fencing_token());
 }
 
+TEST_F(FakeLockTest, NothingIsTakenDuringAFailoverQuarantine) {
+    // The server reports 5 s of quarantine (a promotion it saw just now); the
+    // contender asks again every retry_interval (500 ms), never earlier.
+    store_->set_quarantine(5000ms);
+    EXPECT_THROW(
+        {
+            try {
+                client_->try_acquire("a");
+            } catch (const pgelect::NotAcquiredError& e) {
+                EXPECT_NE(std::string(e.what()).find("failover quarantine for another 5000 ms"),
+                          std::string::npos)
+                    << e.what();
+                throw;
+            }
+        },
+        pgelect::NotAcquiredError);
+    const int before = store_->calls(Op::try_take);
+    auto waiting = std::async(std::launch::async, [&] { return client_->acquire("a"); });
+    ASSERT_TRUE(eventually([&] { return store_->calls(Op::try_take) == before + 1; }, 2s));
+    std::this_thread::sleep_for(kQuiet);
+    EXPECT_EQ(store_->calls(Op::try_take), before + 1);  // no attempt before the retry interval
+    advance(4500ms, 500ms, 1);
+    ASSERT_TRUE(eventually([&] { return store_->calls(Op::try_take) >= before + 10; }, 2s));
+    EXPECT_EQ(waiting.wait_for(kQuiet), std::future_status::timeout);
+    EXPECT_FALSE(store_->row("a").has_value());
+    // The quarantine ends: the next attempt takes the lock.
+    store_->set_quarantine(0ms);
+    clock_->advance(500ms);
+    ASSERT_EQ(waiting.wait_for(2s), std::future_status::ready);
+    EXPECT_EQ(waiting.get().owner(), "me");
+}
+
 TEST_F(FakeLockTest, RenewingHolderIsNeverTakenOver) {
     store_->take_as("a", "alive");
     auto waiting = std::async(std::launch::async, [&] { return client_->acquire("a"); });

@@ -55,6 +55,7 @@ TEST(Schema, CreatesTableAndBothSequences) {
     EXPECT_TRUE(contains(sql, "CREATE TABLE \"locks\""));
     EXPECT_TRUE(contains(sql, "CREATE SEQUENCE \"locks_rvn\""));
     EXPECT_TRUE(contains(sql, "CREATE SEQUENCE \"locks_fence\""));
+    EXPECT_TRUE(contains(sql, "CREATE TABLE \"locks_epoch\""));
     // pglock's columns first, then pgelect's.
     for (const char* column : {"name CHARACTER VARYING(255) PRIMARY KEY", "record_version_number BIGINT",
                                "data BYTEA", "owner CHARACTER VARYING(255)", "fencing_token BIGINT",
