@@ -19,7 +19,8 @@ std::unique_ptr<pqxx::connection> connect_prepared(const Config& cfg, const std:
 }
 
 std::string pgelect_renew_like(const std::string& table) {
-    return "UPDATE " + qid(table) + " AS l SET record_version_number%";
+    // The renewal statement: its CTEs, then the UPDATE of this table.
+    return "WITH r AS (SELECT * FROM unnest(%UPDATE " + qid(table) + " AS l SET record_version_number%";
 }
 
 std::string text_array(const std::vector<std::string>& items) {

@@ -36,8 +36,11 @@ std::function<void()> pgelect_sql_worker(const Config& cfg, const std::string& t
     const std::string owner = "bench-sql-" + name;
     return [conn, channel, owner, name] {
         pqxx::nontransaction tx(*conn);
-        // $1 name, $2 data, $3 owner, $4 replace data, $5 stale version, $6 channel.
-        auto r = tx.exec_prepared(Statements::kAcquire, name, nullptr, owner, false, nullptr, channel);
+        // $1 name, $2 data, $3 owner, $4 replace data, $5 stale version, $6 channel,
+        // $7 lease in ms (the failover quarantine).
+        auto r = tx.exec_prepared(Statements::kAcquire, name, nullptr, owner, false, nullptr, channel,
+                                  static_cast<long long>(15000));
+        if (!r.empty() && r[0][0].is_null()) r = pqxx::result();  // nothing taken
         if (r.empty()) throw std::runtime_error("pgelect SQL replay: uncontended acquire failed");
         // $1 name, $2 fencing token, $3 owner, $4 channel.
         auto d = tx.exec_prepared(Statements::kReleaseDelete, name, r[0][2].as<std::int64_t>(), owner, channel);

@@ -90,7 +90,8 @@ void time_renew_statement(const Config& cfg, const std::string& table, const std
             }
             samples.push_back(ms_between(s, e));
             for (const auto& row : r) {
-                if (row[0].as<std::string>() == names[0]) seen = row[1].as<std::int64_t>();
+                // name, fencing token, new version (NULL if skipped).
+                if (row[0].as<std::string>() == names[0] && !row[2].is_null()) seen = row[2].as<std::int64_t>();
             }
         }
     }
