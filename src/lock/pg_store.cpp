@@ -9,6 +9,7 @@
 #include <pqxx/transaction>
 
 #include <cmath>
+#include <map>
 #include <thread>
 
 #include "pgelect/errors.hpp"
@@ -348,12 +349,15 @@ std::vector<Renewed> PgStore::renew(const std::vector<RenewItem>& items, RenewVi
     return run<pqxx::nontransaction>(pool, ctx, [&](pqxx::nontransaction& tx) {
         auto r = tx.exec_prepared(Statements::kRenew, text_array(items, &RenewItem::name), bigint_array(items),
                                 text_array(items, &RenewItem::owner));
+        // Each held lock once: its new version if a row carries one (see Statements::renew).
         std::vector<Renewed> out;
-        out.reserve(r.size());
+        out.reserve(r.size() / 2 + 1);
+        std::map<std::pair<std::string, std::int64_t>, std::size_t> index;
         for (const auto& row : r) {
-            Renewed renewed{row[0].as<std::string>(), row[1].as<std::int64_t>(), std::nullopt};
-            if (!row[2].is_null()) renewed.record_version_number = row[2].as<std::int64_t>();
-            out.push_back(std::move(renewed));
+            auto key = std::make_pair(row[0].as<std::string>(), row[1].as<std::int64_t>());
+            auto [it, added] = index.emplace(key, out.size());
+            if (added) out.push_back(Renewed{key.first, key.second, std::nullopt});
+            if (!row[2].is_null()) out[it->second].record_version_number = row[2].as<std::int64_t>();
         }
         return out;
     });

@@ -167,9 +167,12 @@ Statements::Statements(const TableName& t) {
             "u AS (UPDATE " + table + " AS l SET record_version_number = " + rvn +
             ", renewed_at = now() FROM free AS f "
             "WHERE l.name = f.name AND l.fencing_token = f.fencing_token "
-            "RETURNING l.name, l.record_version_number) "
-            "SELECT m.name, m.fencing_token, u.record_version_number FROM mine AS m "
-            "LEFT JOIN u ON u.name = m.name";
+            "RETURNING l.name, l.fencing_token, l.record_version_number) "
+            // Two plain lists, merged by the client: a join of the two CTEs
+            // ran as a nested loop (the planner expects few rows from unnest),
+            // 10^8 comparisons and 5 s for 10,000 locks.
+            "SELECT name, fencing_token, record_version_number FROM u "
+            "UNION ALL SELECT name, fencing_token, NULL FROM mine";
     set_data = "UPDATE " + table + " SET data = $4 WHERE " + kHeldByMe + " RETURNING 1";
     get_one = full_row_select(t) + " WHERE name = $1";
     get_all = full_row_select(t) + " ORDER BY name";

@@ -38,9 +38,11 @@ struct Statements {
     std::string release_delete;
     std::string release_keep;
     // $1 names (text[]), $2 fencing tokens (bigint[]), $3 owners (text[]).
-    // Returns name, fencing_token, record_version_number for every lock still
-    // held by that acquisition; the version is NULL when the row was locked by
-    // another transaction and skipped (outcome unknown for that lock).
+    // Returns name, fencing_token, record_version_number: once with the new
+    // version for every lock renewed, and once with NULL for every lock still
+    // held by that acquisition (renewed or not).  A lock that appears only
+    // with NULL was locked by another transaction and skipped (outcome
+    // unknown); one that does not appear is no longer held.
     std::string renew;
     // $1 name, $2 fencing token, $3 owner, $4 data.  One row if still held.
     std::string set_data;
