@@ -95,7 +95,7 @@ int run(const RunArgs& args) {
     if (margin < t.lease_duration / 10) {
         say("warning: renew deadline " + duration_text(t.renew_deadline) + " + grace " +
                 duration_text(s.grace) + " leaves " +
-                (margin.count() < 0 ? "no" : duration_text(margin)) + " of the lease " +
+                (margin.count() < 0 ? "nothing" : duration_text(margin)) + " of the lease " +
                 duration_text(t.lease_duration) +
                 " (less than a tenth): after a lost lease this command may still run when the "
                 "next leader's starts",

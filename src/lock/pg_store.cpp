@@ -202,11 +202,11 @@ PgStore::PgStore(const std::string& dsn, const LockClientOptions& options)
       sql_(table_),
       conninfo_(make_conninfo(dsn, ConnDefaults{options_.connect_timeout, options_.statement_timeout,
                                                 options_.timing.renew_deadline, "pgelect"})),
-      pool_(conninfo_, options_.pool_size, [this](pqxx::connection& c) { sql_.prepare_on(c); },
-            &watchdog_, statement_limit(options_)),
       renew_conninfo_(make_conninfo(dsn, ConnDefaults{options_.connect_timeout,
                                                       renewal_timeout(options_),
                                                       options_.timing.renew_deadline, "pgelect"})),
+      pool_(conninfo_, options_.pool_size, [this](pqxx::connection& c) { sql_.prepare_on(c); },
+            &watchdog_, statement_limit(options_)),
       renew_pool_(renew_conninfo_, 1, [this](pqxx::connection& c) { sql_.prepare_on(c); },
                   &watchdog_, renewal_limit(options_)),
       listener_(

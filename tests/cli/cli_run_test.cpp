@@ -379,5 +379,39 @@ TEST_F(CliRunTest, FullStderrPipeDoesNotDelayStoppingTheCommand) {
     EXPECT_EQ(a->wait_exit(5s), 128 + SIGKILL);
 }
 
+// The guard's deadline follows renewals: without heartbeats there is none,
+// so `--heartbeat 0` is refused before anything runs.  Timings that leave the
+// command running into a successor's term, or let the guard stop it before
+// the first renewal, are warned about; the defaults are not.
+TEST_F(CliRunTest, TimingsWithoutAMarginAreWarnedAndNoHeartbeatIsRefused) {
+    auto none = start("a", {"exit", "0", "0"},
+                      {"--lease", "3s", "--renew-deadline", "2s", "--heartbeat", "0"});
+    EXPECT_EQ(none->wait_exit(10s), 2) << none->output();
+    EXPECT_NE(none->err().find("--heartbeat must be > 0"), std::string::npos) << none->output();
+    EXPECT_TRUE(starts().empty()) << "the command ran without renewals";
+
+    auto tight = start("b", {"exit", "0", "0"},
+                       {"--lease", "3s", "--renew-deadline", "2500ms", "--heartbeat", "300ms",
+                        "--retry", "100ms", "--grace", "1s"});
+    EXPECT_EQ(tight->wait_exit(10s), 0) << tight->output();
+    EXPECT_NE(tight->err().find("warning: renew deadline 2500ms + grace 1s leaves nothing of the "
+                                "lease 3s (less than a tenth)"),
+              std::string::npos)
+        << tight->output();
+
+    auto early = start("c", {"exit", "0", "0"},
+                       {"--lease", "3s", "--renew-deadline", "900ms", "--heartbeat", "300ms",
+                        "--retry", "100ms", "--grace", "1s"});
+    EXPECT_EQ(early->wait_exit(10s), 0) << early->output();
+    EXPECT_NE(early->err().find("warning: renew deadline 900ms is not above three heartbeats (300ms)"),
+              std::string::npos)
+        << early->output();
+
+    auto defaults = start("d", {"exit", "0", "0"}, {"--retry", "100ms"});
+    EXPECT_EQ(defaults->wait_exit(20s), 0) << defaults->output();
+    EXPECT_EQ(defaults->err().find("warning:"), std::string::npos) << defaults->output();
+    EXPECT_EQ(starts().size(), 3u);
+}
+
 }  // namespace
 }  // namespace pgelect::test
