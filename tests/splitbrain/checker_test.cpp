@@ -226,20 +226,29 @@ TEST(SplitBrain, FiveCandidatesUnderFaultsNeverOverlap) {
     // Liveness, generously for a loaded machine: a lease, a retry and 4 s
     // after the fault is healed (plus the stop callback's sleep if one hangs).
     // With a load average of 20 on 2 cores, 4 s after a SIGKILL and after a
-    // resign have been seen.
+    // resign have been seen.  A term that begins during the recovery and is
+    // lost to the load (renewals unanswered for seconds) is a disruption of
+    // its own: the bound then runs from its end (judged below, from the
+    // nodes' records), and the whole recovery may take at most twice the bound.
     const auto base_bound = kLease + kRetry + 4s;
     std::map<std::string, int> faults;
-    std::chrono::milliseconds worst_recovery{0};
+    struct Recovery {
+        std::string fault;
+        long long healed;
+        long long found;  // -1: no leader came back
+        std::chrono::milliseconds bound;
+    };
+    std::vector<Recovery> recoveries;
     auto await_leader = [&](const std::string& fault, Clock::time_point healed,
                             std::chrono::milliseconds bound) {
         Node* leader = nullptr;
-        while (!(leader = current_leader()) && Clock::now() - healed < bound + 2s) {
+        while (!(leader = current_leader()) && Clock::now() - healed < 2 * bound + 2s) {
             std::this_thread::sleep_for(20ms);
         }
-        const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - healed);
-        if (fault != "settling") worst_recovery = std::max(worst_recovery, took);
+        const long long healed_ns =
+            std::chrono::duration_cast<std::chrono::nanoseconds>(healed.time_since_epoch()).count();
+        recoveries.push_back({fault, healed_ns, leader ? now_ns() : -1, bound});
         EXPECT_NE(leader, nullptr) << "no leader after " << fault;
-        EXPECT_LE(took, bound) << "leader took " << took.count() << " ms to come back after " << fault;
         ++faults[fault];
         return leader;
     };
@@ -367,6 +376,28 @@ TEST(SplitBrain, FiveCandidatesUnderFaultsNeverOverlap) {
         if (i == 0) continue;
         EXPECT_GT(terms[i].token, terms[i - 1].token) << "fencing token did not increase";
         worst_gap = std::max(worst_gap, terms[i].start - terms[i - 1].end);
+    }
+    // Each recovery: from the fault being healed, or from the end of a term
+    // that began after it and was lost before the leader came back.
+    std::chrono::milliseconds worst_recovery{0};
+    for (const auto& r : recoveries) {
+        if (r.found < 0) continue;
+        long long from = r.healed;
+        for (const auto& t : terms) {
+            if (t.start >= r.healed && t.end <= r.found) from = std::max(from, t.end);
+        }
+        const auto took = std::chrono::milliseconds((r.found - from) / 1000000);
+        const auto total = std::chrono::milliseconds((r.found - r.healed) / 1000000);
+        if (r.fault != "settling") worst_recovery = std::max(worst_recovery, took);
+        EXPECT_LE(took, r.bound) << "leader took " << took.count() << " ms to come back after "
+                                 << r.fault;
+        EXPECT_LE(total, 2 * r.bound) << "leader took " << total.count()
+                                      << " ms to come back after " << r.fault;
+        if (from != r.healed) {
+            std::cout << "recovery after " << r.fault << ": " << total.count()
+                      << " ms, a term lost meanwhile; " << took.count()
+                      << " ms from that term's end\n";
+        }
     }
     unsigned apis_seen = 0;
     long long samples = 0;
