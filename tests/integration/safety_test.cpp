@@ -505,7 +505,12 @@ TEST_F(SafetyTest, RenewalBlockedByAFencedTransactionDoesNotDelayTheSuccessor) {
     t.heartbeat_interval = 200ms;
     t.retry_interval = 50ms;
     auto holder_client = make_client(t);
-    auto successor_client = make_client(t);
+    // The successor's takeover waits for the transaction's row lock; on a
+    // loaded machine it may start seconds before the commit, so its statement
+    // timeout must outlast the transaction (a timeout would end acquire()).
+    LockClientOptions patient = options_for(table_, t);
+    patient.statement_timeout = t.lease_duration + 10s;
+    auto successor_client = std::make_unique<LockClient>(dsn(), patient);
     Lock held = holder_client->acquire("g");
     const auto token = held.fencing_token();
     auto successor = std::async(std::launch::async, [&] { return successor_client->acquire("g"); });
