@@ -45,8 +45,9 @@ void count_library_renewals(const Config& cfg, Admin& admin, const std::string& 
     const auto st = admin.pss(pgelect_renew_like(table));
     const auto lsn1 = admin.wal_insert_lsn();
     const double secs = s_between(t0, Clock::now());
-    // The statement returns two rows per renewed lock (see Statements::renew).
-    const double locks_renewed = static_cast<double>(st.rows) / 2;
+    // The statement returns two rows per renewed lock and one with the
+    // timeline (see Statements::renew).
+    const double locks_renewed = static_cast<double>(st.rows - st.calls) / 2;
     // WAL written per renewed lock (nothing else runs meanwhile).
     if (locks_renewed > 0) {
         g_results.num("diag_renew_wal_bytes_per_lock" + sfx, static_cast<double>(lsn1 - lsn0) / locks_renewed);

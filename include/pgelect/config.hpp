@@ -35,6 +35,11 @@ struct DatabaseConfig {
     Duration statement_timeout{std::chrono::seconds(5)};
     // Create the lock table (and add missing columns) at start.
     bool create_table{true};
+    // "session" (direct, or a pooler in session mode) or "transaction" (a
+    // pooler in transaction mode); see LockClientOptions::pooling.
+    Pooling pooling{Pooling::session};
+    // LockClientOptions::listen_dsn.
+    std::string listen_dsn{};
 };
 
 struct GroupConfig {

@@ -33,6 +33,36 @@ struct RenewalReport {
     std::vector<std::string> still_held{};    // when ok: the locks it renewed
 };
 
+// A write the server answered with success and a warning: a synchronous
+// replication wait cancelled (by an operator or the statement timeout) after
+// the local commit, so the write may be lost at a failover.  pgelect counts it
+// as not done: an acquisition is not taken (and released again), a renewal
+// does not extend the lease.
+struct UnknownOutcome {
+    std::string name;       // the lock
+    std::string operation;  // "acquire", "renew", "release" or "set_data"
+    std::string warning;    // the server's message, on one line
+};
+
+// What the server says about its replication (pgelect status --ha).
+struct StandbyInfo {
+    std::string name;        // application_name ("" if the role may not see it)
+    std::string state;       // streaming, catchup, ...
+    std::string sync_state;  // sync, quorum, potential or async
+};
+struct ReplicationInfo {
+    std::string server;                    // dbname, host, port, user (never the password)
+    bool standby = false;                  // the server is in recovery (read-only)
+    std::optional<std::int64_t> timeline;  // the primary's current timeline
+    std::string synchronous_commit;        // of pgelect's session
+    std::string synchronous_standby_names;
+    std::vector<StandbyInfo> standbys;     // streaming from this server
+    // Why a promotion may lose writes this server acknowledged (empty: it
+    // cannot, as far as the server knows): standbys that do not confirm
+    // commits, or commits that do not wait for them.
+    std::string risk() const;
+};
+
 enum class AttemptResult { acquired, busy, error };
 std::string_view to_string(AttemptResult result) noexcept;
 
@@ -82,6 +112,8 @@ public:
     LockInfo get(const std::string& name);
     // Every row of the table, ordered by name.
     std::vector<LockInfo> get_all();
+    // The server's replication as it reports it (one statement).
+    ReplicationInfo replication_info();
 
     // Renews one held lock now (also when automatic heartbeats are off).
     // AlreadyReleasedError if it is released or was taken over.
@@ -101,6 +133,12 @@ public:
     // must be quick and must not throw.
     boost::signals2::signal<void(const RenewalReport&)> renewal_finished;
     boost::signals2::signal<void(const std::string& name, AttemptResult)> acquire_attempted;
+    // On the thread that made the write, once per lock it concerned.
+    boost::signals2::signal<void(const UnknownOutcome&)> outcome_unknown;
+    // The server's timeline (it grows with every promotion, docs/ha.md), as
+    // each acquisition attempt and each renewal statement read it; on the
+    // thread that ran the statement.
+    boost::signals2::signal<void(std::int64_t timeline)> timeline_seen;
 
     const LockClientOptions& options() const;
     // The owner identity this client writes.

@@ -43,6 +43,19 @@ struct LeaseTiming {
 // Throws InvalidArgumentError naming the broken rule.
 void validate_timing(const LeaseTiming& timing);
 
+// How the connection string reaches PostgreSQL (docs/ha.md#pgbouncer).
+enum class Pooling {
+    // Directly, or through a pooler in session mode (PgBouncer pool_mode =
+    // session): one server connection per client connection.  The default.
+    session,
+    // Through a pooler in transaction mode (PgBouncer pool_mode = transaction):
+    // each statement may run on another server connection.  pgelect then sends
+    // unnamed statements (still one round trip each), sets no session settings
+    // (give the role its statement_timeout: ALTER ROLE ... SET), and LISTENs
+    // only on listen_dsn.
+    transaction,
+};
+
 struct LockClientOptions {
     // Lock table, optionally schema-qualified ("locks", "ops.leases").
     // [A-Za-z_][A-Za-z0-9_]* per part, at most 57 characters for the table part
@@ -76,6 +89,13 @@ struct LockClientOptions {
     // How many times a statement that hit a serialization failure or deadlock
     // is retried before SerializationError reaches the caller.  Default 10.
     int serialization_retries{10};
+    // See Pooling.  Default session (also right for a direct connection).
+    Pooling pooling{Pooling::session};
+    // Where the LISTEN connection (which wakes waiters at a release) goes:
+    // empty: the client's DSN, or, with Pooling::transaction, no LISTEN at all
+    // (waiters then poll every retry_interval).  With transaction pooling give
+    // a direct or session-pooled DSN of the same database.
+    std::string listen_dsn{};
 };
 
 // Throws InvalidArgumentError naming the broken rule.

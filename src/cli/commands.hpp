@@ -20,8 +20,10 @@ int schema_bump_epoch(const ConnectionArgs& args, std::int64_t above);
 struct StatusArgs {
     ConnectionArgs connection;
     bool json = false;
+    bool ha = false;
 };
-// status: every lock row of the table, as a table or as JSON.
+// status: every lock row of the table, as a table or as JSON; with `ha`, the
+// server's replication too.
 int status(const StatusArgs& args);
 
 struct RunArgs {

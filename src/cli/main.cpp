@@ -83,6 +83,9 @@ int main(int argc, char** argv) {
         app.add_subcommand("status", "show every lock and election group of the table");
     add_connection_options(*status, status_args.connection);
     status->add_flag("--json", status_args.json, "one JSON object with a \"locks\" array");
+    status->add_flag("--ha", status_args.ha,
+                     "also the server's replication: timeline, synchronous_commit, standbys, and "
+                     "a warning when a promotion may lose acknowledged writes");
 
     RunArgs run_args;
     CLI::App* run = app.add_subcommand(

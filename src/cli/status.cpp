@@ -107,11 +107,30 @@ std::string json_time(const std::optional<SysClock::time_point>& t) {
     return t ? json_string(iso8601(*t)) : "null";
 }
 
-void print_json(const std::string& table, const std::vector<LockInfo>& rows,
-                SysClock::time_point now) {
+std::string json_replication(const ReplicationInfo& r) {
     std::ostringstream out;
-    out << "{\n  \"table\": " << json_string(table) << ",\n  \"now\": " << json_string(iso8601(now))
-        << ",\n  \"locks\": [";
+    out << "{\"server\": " << json_string(r.server) << ", \"standby\": " << (r.standby ? "true" : "false")
+        << ", \"timeline\": " << json_opt(r.timeline)
+        << ", \"synchronous_commit\": " << json_string(r.synchronous_commit)
+        << ", \"synchronous_standby_names\": " << json_string(r.synchronous_standby_names)
+        << ", \"standbys\": [";
+    for (std::size_t i = 0; i < r.standbys.size(); ++i) {
+        const auto& s = r.standbys[i];
+        out << (i ? ", " : "") << "{\"name\": " << json_string(s.name)
+            << ", \"state\": " << json_string(s.state) << ", \"sync_state\": " << json_string(s.sync_state)
+            << "}";
+    }
+    const std::string risk = r.risk();
+    out << "], \"warning\": " << (risk.empty() ? "null" : json_string(risk)) << "}";
+    return out.str();
+}
+
+void print_json(const std::string& table, const std::vector<LockInfo>& rows,
+                SysClock::time_point now, const std::optional<ReplicationInfo>& replication) {
+    std::ostringstream out;
+    out << "{\n  \"table\": " << json_string(table) << ",\n  \"now\": " << json_string(iso8601(now));
+    if (replication) out << ",\n  \"replication\": " << json_replication(*replication);
+    out << ",\n  \"locks\": [";
     for (std::size_t i = 0; i < rows.size(); ++i) {
         const LockInfo& r = rows[i];
         const std::optional<std::string> data =
@@ -168,16 +187,43 @@ void print_table(const std::string& table, const std::vector<LockInfo>& rows,
     std::cout << out.str() << std::flush;
 }
 
+void print_replication(const ReplicationInfo& r) {
+    std::ostringstream out;
+    out << "server: " << r.server << " ("
+        << (r.standby ? std::string("a standby, read-only")
+                      : "primary, timeline " + (r.timeline ? std::to_string(*r.timeline) : "?"))
+        << ")\n";
+    out << "synchronous_commit: " << r.synchronous_commit << "\n";
+    out << "synchronous_standby_names: "
+        << (r.synchronous_standby_names.empty() ? "(none)" : r.synchronous_standby_names) << "\n";
+    if (r.standbys.empty()) {
+        out << "standbys: none streaming from this server\n";
+    } else {
+        out << "standbys:\n";
+        for (const auto& s : r.standbys) {
+            out << "  " << (s.name.empty() ? "?" : escape_data(s.name)) << "  "
+                << (s.state.empty() ? "?" : s.state) << "  "
+                << (s.sync_state.empty() ? "? (needs pg_read_all_stats)" : s.sync_state) << "\n";
+        }
+    }
+    if (const std::string risk = r.risk(); !risk.empty()) out << "warning: " << risk << "\n";
+    out << "\n";
+    std::cout << out.str() << std::flush;
+}
+
 }  // namespace
 
 int status(const StatusArgs& args) {
     const Connection c = resolve_connection(args.connection);
     LockClient client(c.dsn, c.options);
+    std::optional<ReplicationInfo> replication;
+    if (args.ha) replication = client.replication_info();
     const std::vector<LockInfo> rows = client.get_all();
     const auto now = SysClock::now();
     if (args.json) {
-        print_json(c.options.table, rows, now);
+        print_json(c.options.table, rows, now, replication);
     } else {
+        if (replication) print_replication(*replication);
         print_table(c.options.table, rows, now);
     }
     return exit_ok;

@@ -17,6 +17,8 @@ LockClientOptions Config::lock_client_options() const {
     options.timing = defaults;
     options.pool_size = database.pool_size;
     options.statement_timeout = database.statement_timeout;
+    options.pooling = database.pooling;
+    options.listen_dsn = database.listen_dsn;
     return options;
 }
 

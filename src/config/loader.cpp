@@ -48,7 +48,8 @@ void check_timing(const std::string& file, const YAML::Mark& mark, const std::st
 
 DatabaseConfig read_database(const MapReader& root) {
     const MapReader m = root.section("database", "database");
-    m.allow_only({"dsn", "table", "pool_size", "statement_timeout", "create_table"});
+    m.allow_only({"dsn", "table", "pool_size", "statement_timeout", "create_table", "pooling",
+                  "listen_dsn"});
     DatabaseConfig db;
     m.read("dsn", db.dsn);
     m.read("table", db.table);
@@ -60,6 +61,15 @@ DatabaseConfig read_database(const MapReader& root) {
     m.read_count("pool_size", db.pool_size, kMaxPoolSize);
     m.read("statement_timeout", db.statement_timeout, DurationRule::positive);
     m.read("create_table", db.create_table);
+    std::string pooling = "session";
+    m.read("pooling", pooling);
+    if (pooling == "transaction") {
+        db.pooling = Pooling::transaction;
+    } else if (pooling != "session") {
+        m.fail("pooling", "database.pooling must be \"session\" or \"transaction\" (got \"" +
+                              pooling + "\")");
+    }
+    m.read("listen_dsn", db.listen_dsn);
     return db;
 }
 

@@ -24,6 +24,14 @@ ClientCore::ClientCore(std::shared_ptr<LockStore> store, std::shared_ptr<Clock> 
     LockStore::Listeners listeners;
     listeners.notification = [this](const std::string& payload) { on_notification(payload); };
     listeners.reconnected = [this] { board_.wake_all(); };
+    listeners.unknown_outcome = [this](const char* operation, const std::vector<std::string>& names,
+                                       const std::string& warning) {
+        if (!hooks_.unknown_outcome) return;
+        for (const auto& name : names) hooks_.unknown_outcome(UnknownOutcome{name, operation, warning});
+    };
+    listeners.timeline = [this](std::int64_t timeline) {
+        if (hooks_.timeline) hooks_.timeline(timeline);
+    };
     store_->set_listeners(std::move(listeners));
 }
 

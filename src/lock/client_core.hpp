@@ -43,6 +43,7 @@ public:
     Lock acquire(const std::string& name, const AcquireOptions& options, std::stop_token stop);
     LockInfo get(const std::string& name);
     std::vector<LockInfo> get_all();
+    ReplicationInfo replication_info() { return store_->replication_info(); }
     void heartbeat(const std::shared_ptr<LockState>& state);
     // `cause` is what the handle reports once the row is released.
     void release(const std::shared_ptr<LockState>& state, LossCause cause = LossCause::released);
@@ -57,6 +58,8 @@ public:
         std::function<void(const RenewalReport&)> renewal;
         std::function<bool()> renewal_wanted;  // false: nobody listens, skip building reports
         std::function<void(const std::string&, AttemptResult)> attempt;
+        std::function<void(const UnknownOutcome&)> unknown_outcome;
+        std::function<void(std::int64_t)> timeline;
     };
     void set_hooks(Hooks hooks) { hooks_ = std::move(hooks); }
 

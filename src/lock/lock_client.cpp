@@ -36,6 +36,8 @@ void LockClient::connect_hooks() {
     hooks.attempt = [this](const std::string& name, AttemptResult result) {
         acquire_attempted(name, result);
     };
+    hooks.unknown_outcome = [this](const UnknownOutcome& u) { outcome_unknown(u); };
+    hooks.timeline = [this](std::int64_t timeline) { timeline_seen(timeline); };
     core_->set_hooks(std::move(hooks));
 }
 
@@ -68,6 +70,27 @@ Lock LockClient::try_acquire(const std::string& name, const AcquireOptions& opti
 
 LockInfo LockClient::get(const std::string& name) { return core_->get(name); }
 std::vector<LockInfo> LockClient::get_all() { return core_->get_all(); }
+ReplicationInfo LockClient::replication_info() { return core_->replication_info(); }
+
+std::string ReplicationInfo::risk() const {
+    if (standby || standbys.empty()) return "";
+    std::string async;
+    for (const auto& s : standbys) {
+        if (s.sync_state == "sync" || s.sync_state == "quorum") continue;
+        if (!async.empty()) async += ", ";
+        async += (s.name.empty() ? std::string("?") : s.name) + " (" +
+                 (s.sync_state.empty() ? std::string("state hidden") : s.sync_state) + ")";
+    }
+    if (!async.empty()) {
+        return "standbys that do not confirm commits: " + async +
+               "; a promotion of one may lose acknowledged acquisitions and renewals";
+    }
+    if (synchronous_commit == "off" || synchronous_commit == "local") {
+        return "synchronous_commit is " + synchronous_commit +
+               ": commits do not wait for the synchronous standbys";
+    }
+    return "";
+}
 
 void LockClient::heartbeat(Lock& lock) {
     if (!lock.state_) throw AlreadyReleasedError("heartbeat: this Lock handle was moved from");

@@ -11,8 +11,10 @@
 #include <cmath>
 #include <map>
 #include <thread>
+#include <type_traits>
 
 #include "pgelect/errors.hpp"
+#include "pgelect/log.hpp"
 
 namespace pgelect::detail {
 namespace {
@@ -105,14 +107,22 @@ std::chrono::milliseconds renewal_limit(const LockClientOptions& o) {
 }  // namespace
 
 template <class Tx, class Fn>
-auto PgStore::run(ConnectionPool& pool, const std::string& ctx, Fn&& fn) {
+auto PgStore::run(ConnectionPool& pool, const std::string& ctx, Fn&& fn, std::string* warning) {
     int serialization_failures = 0;
     bool reconnected = false;
     for (;;) {
         auto conn = pool.borrow(ctx);
         try {
             Tx tx(*conn);
-            return fn(tx);
+            if constexpr (std::is_void_v<std::invoke_result_t<Fn&, Tx&>>) {
+                fn(tx);
+                if (warning) *warning = conn.warning();
+                return;
+            } else {
+                auto out = fn(tx);
+                if (warning) *warning = conn.warning();
+                return out;
+            }
         } catch (const pqxx::broken_connection& e) {
             const bool cut_off = conn.cut_off();
             conn.discard();
@@ -172,6 +182,18 @@ auto PgStore::run(ConnectionPool& pool, const std::string& ctx, Fn&& fn) {
                                        one_line(e.what()));
             }
             if (!conn->is_open()) conn.discard();
+            if (!unnamed_ && (state == "26000" || state == "42P05")) {
+                // A prepared statement missing, or there already: the
+                // statements of one connection reach different server
+                // connections (a pooler in transaction mode).
+                conn.discard();
+                throw FailedPreconditionError(
+                    ctx + ": " + one_line(e.what()) +
+                    "; the connection goes through a pooler in transaction mode (PgBouncer "
+                    "pool_mode = transaction), which does not keep prepared statements: set "
+                    "pooling to transaction (LockClientOptions::pooling, database.pooling), "
+                    "see docs/ha.md");
+            }
             throw_sql_error(ctx, table_, e);
         } catch (const Error&) {
             throw;
@@ -196,21 +218,41 @@ LockInfo to_info(const pqxx::row& row) {
 }
 }  // namespace
 
+namespace {
+// With transaction pooling a session setting would stay with one server
+// connection, not with the client: none is set.
+ConnInfo pooled_conninfo(const std::string& dsn, const LockClientOptions& o, Duration timeout) {
+    ConnInfo info = make_conninfo(
+        dsn, ConnDefaults{o.connect_timeout, timeout, o.timing.renew_deadline, "pgelect"});
+    if (o.pooling == Pooling::transaction) info.statement_timeout = Duration::zero();
+    return info;
+}
+}  // namespace
+
 PgStore::PgStore(const std::string& dsn, const LockClientOptions& options)
     : options_((validate_options(options), options)),
       table_(parse_table_name(options_.table)),
       sql_(table_),
-      conninfo_(make_conninfo(dsn, ConnDefaults{options_.connect_timeout, options_.statement_timeout,
-                                                options_.timing.renew_deadline, "pgelect"})),
-      renew_conninfo_(make_conninfo(dsn, ConnDefaults{options_.connect_timeout,
-                                                      renewal_timeout(options_),
-                                                      options_.timing.renew_deadline, "pgelect"})),
-      pool_(conninfo_, options_.pool_size, [this](pqxx::connection& c) { sql_.prepare_on(c); },
+      unnamed_(options_.pooling == Pooling::transaction),
+      conninfo_(pooled_conninfo(dsn, options_, options_.statement_timeout)),
+      renew_conninfo_(pooled_conninfo(dsn, options_, renewal_timeout(options_))),
+      listen_conninfo_(make_conninfo(options_.listen_dsn.empty() ? dsn : options_.listen_dsn,
+                                     ConnDefaults{options_.connect_timeout, options_.statement_timeout,
+                                                  options_.timing.renew_deadline, "pgelect"})),
+      listening_(!(unnamed_ && options_.listen_dsn.empty())),
+      pool_(conninfo_, options_.pool_size,
+            [this](pqxx::connection& c) {
+                if (!unnamed_) sql_.prepare_on(c);
+                if (!replication_checked_.exchange(true)) check_replication(c);
+            },
             &watchdog_, statement_limit(options_)),
-      renew_pool_(renew_conninfo_, 1, [this](pqxx::connection& c) { sql_.prepare_on(c); },
+      renew_pool_(renew_conninfo_, 1,
+                  [this](pqxx::connection& c) {
+                      if (!unnamed_) sql_.prepare_on(c);
+                  },
                   &watchdog_, renewal_limit(options_)),
       listener_(
-          conninfo_,
+          listen_conninfo_,
           [this](pqxx::connection_base& conn) {
               pqxx::nontransaction tx(conn);
               return channel(tx);
@@ -223,6 +265,72 @@ PgStore::PgStore(const std::string& dsn, const LockClientOptions& options)
           }) {}
 
 PgStore::~PgStore() { listener_.stop(); }
+
+std::string PgStore::unknown_outcome(const char* operation, const std::vector<std::string>& names,
+                                     const std::string& ctx, const std::string& warning,
+                                     const char* consequence) {
+    if (listeners_.unknown_outcome) listeners_.unknown_outcome(operation, names, warning);
+    return ctx + ": outcome unknown: PostgreSQL answered with a warning (" + warning +
+           "), so the write may not survive a failover; " + consequence;
+}
+
+ReplicationInfo PgStore::read_replication(pqxx::transaction_base& tx) const {
+    // exec_params: libpqxx 6.4 leaks the result of a plain exec() whose
+    // connection breaks, and only this path can be told apart (lsan.supp).
+    const auto r = tx.exec_params(sql_.replication);
+    ReplicationInfo info;
+    info.server = conninfo_.description;
+    for (const auto& row : r) {
+        info.standby = row[0].as<bool>();
+        if (!row[1].is_null()) info.timeline = row[1].as<std::int64_t>();
+        info.synchronous_commit = row[2].as<std::string>();
+        info.synchronous_standby_names = row[3].as<std::string>();
+        if (!row[4].as<bool>()) continue;
+        StandbyInfo s;
+        // Without pg_read_all_stats a role sees that a standby exists, not what it is.
+        if (!row[5].is_null()) s.name = row[5].as<std::string>();
+        if (!row[6].is_null()) s.state = row[6].as<std::string>();
+        if (!row[7].is_null()) s.sync_state = row[7].as<std::string>();
+        info.standbys.push_back(std::move(s));
+    }
+    return info;
+}
+
+ReplicationInfo PgStore::replication_info() {
+    return run<pqxx::nontransaction>(pool_, "read the replication of " + conninfo_.description,
+                                     [&](pqxx::nontransaction& tx) { return read_replication(tx); });
+}
+
+void PgStore::check_replication(pqxx::connection& conn) {
+    try {
+        pqxx::nontransaction tx(conn);
+        const ReplicationInfo info = read_replication(tx);
+        const std::string risk = info.risk();
+        if (!risk.empty()) {
+            log(LogLevel::warning, "PostgreSQL (" + info.server + "): " + risk +
+                                       "; leases stay safe (failover quarantine, epoch tokens), "
+                                       "see docs/ha.md");
+        }
+        if (unnamed_) {
+            // Transaction pooling: the role's own setting is the only one.
+            const auto r = tx.exec_params("SELECT current_setting('statement_timeout'), current_user");
+            if (r[0][0].as<std::string>() == "0") {
+                log(LogLevel::warning,
+                    "PostgreSQL (" + info.server + "): no statement_timeout for role " +
+                        r[0][1].as<std::string>() +
+                        ", and with transaction pooling pgelect sets none; a statement the server "
+                        "does not finish is cut off by pgelect after " +
+                        std::to_string(statement_limit(options_).count()) +
+                        " ms, but keeps running on the server: ALTER ROLE " +
+                        r[0][1].as<std::string>() + " SET statement_timeout = '" +
+                        std::to_string(options_.statement_timeout.count()) + "ms'");
+            }
+        }
+    } catch (const std::exception&) {
+        // A check for people, not for the protocol: the statement that
+        // follows reports a broken connection.
+    }
+}
 
 std::string PgStore::channel(pqxx::transaction_base& tx) {
     {
@@ -241,7 +349,10 @@ std::string PgStore::channel(pqxx::transaction_base& tx) {
 
 void PgStore::set_listeners(Listeners listeners) { listeners_ = std::move(listeners); }
 
-void PgStore::ensure_listening(std::chrono::milliseconds wait) { listener_.ensure_started(wait); }
+void PgStore::ensure_listening(std::chrono::milliseconds wait) {
+    // Transaction pooling without a listen_dsn: waiters poll.
+    if (listening_) listener_.ensure_started(wait);
+}
 
 void PgStore::stop_listening() { listener_.stop(); }
 
@@ -276,15 +387,19 @@ void PgStore::drop_table() {
 
 std::int64_t PgStore::bump_epoch(std::int64_t above) {
     if (above < 0) throw InvalidArgumentError("bump-epoch: the token to exceed must not be negative");
-    return run<pqxx::work>(pool_, "bump the epoch of lock table " + table_.display(),
-                           [&](pqxx::work& tx) {
-                               // One bump at a time, and no acquisition of this table
-                               // draws a token meanwhile from a sequence about to move.
-                               tx.exec("LOCK TABLE " + table_.quoted() + " IN EXCLUSIVE MODE");
-                               const auto r = tx.exec_params1(sql_.bump_epoch, above);
-                               tx.commit();
-                               return r[2].as<std::int64_t>();
-                           });
+    const std::string ctx = "bump the epoch of lock table " + table_.display();
+    std::string warning;
+    const auto top = run<pqxx::work>(pool_, ctx, [&](pqxx::work& tx) {
+        // One bump at a time, and no acquisition of this table draws a token
+        // meanwhile from a sequence about to move.
+        tx.exec("LOCK TABLE " + table_.quoted() + " IN EXCLUSIVE MODE");
+        const auto r = tx.exec_params1(sql_.bump_epoch, above);
+        tx.commit();
+        return r[2].as<std::int64_t>();
+    }, &warning);
+    if (warning.empty()) return top;
+    throw UnavailableError(ctx + ": outcome unknown: PostgreSQL answered with a warning (" + warning +
+                           "), so the bump may not survive a failover; run it again");
 }
 
 TakeOutcome PgStore::try_take(const std::string& name, const std::string& owner,
@@ -294,20 +409,21 @@ TakeOutcome PgStore::try_take(const std::string& name, const std::string& owner,
         std::chrono::duration_cast<std::chrono::milliseconds>(
             o.timing.value_or(options_.timing).lease_duration)
             .count();
-    return run<pqxx::nontransaction>(pool_, ctx, [&](pqxx::nontransaction& tx) -> TakeOutcome {
+    std::string warning;
+    TakeOutcome outcome = run<pqxx::nontransaction>(pool_, ctx, [&](pqxx::nontransaction& tx) -> TakeOutcome {
         const std::string channel_ = channel(tx);
         // libpqxx 6 binds NULL from nullptr only, hence the four spellings.
         pqxx::result r;
         if (o.data) {
             const pqxx::binarystring data(o.data->data(), o.data->size());
-            r = stale_rvn ? tx.exec_prepared(Statements::kAcquire, name, data, owner,
+            r = stale_rvn ? exec(tx, Statements::kAcquire, sql_.acquire, name, data, owner,
                                              o.replace_data, *stale_rvn, channel_, lease_ms)
-                          : tx.exec_prepared(Statements::kAcquire, name, data, owner,
+                          : exec(tx, Statements::kAcquire, sql_.acquire, name, data, owner,
                                              o.replace_data, nullptr, channel_, lease_ms);
         } else {
-            r = stale_rvn ? tx.exec_prepared(Statements::kAcquire, name, nullptr, owner,
+            r = stale_rvn ? exec(tx, Statements::kAcquire, sql_.acquire, name, nullptr, owner,
                                              o.replace_data, *stale_rvn, channel_, lease_ms)
-                          : tx.exec_prepared(Statements::kAcquire, name, nullptr, owner,
+                          : exec(tx, Statements::kAcquire, sql_.acquire, name, nullptr, owner,
                                              o.replace_data, nullptr, channel_, lease_ms);
         }
         TakeOutcome out;
@@ -322,16 +438,29 @@ TakeOutcome PgStore::try_take(const std::string& name, const std::string& owner,
                 "`pgelect schema bump-epoch` once, then try again");
         }
         out.quarantine = std::chrono::milliseconds(quarantine);
+        if (listeners_.timeline) listeners_.timeline(r[0][4].as<std::int64_t>());
         if (r[0][0].is_null()) return out;
         out.taken = Taken{r[0][0].as<std::int64_t>(), r[0][2].as<std::int64_t>(),
                           bytes(r[0][1]).value_or(std::string())};
         return out;
-    });
+    }, &warning);
+    if (warning.empty()) return outcome;
+    // Committed here, perhaps never on a standby: not taken.  What may have
+    // been written is given back (best effort; it expires after a lease anyway).
+    if (outcome.taken) {
+        try {
+            release(name, outcome.taken->fencing_token, owner, o.keep_on_release);
+        } catch (const Error&) {
+        }
+    }
+    throw UnavailableError(unknown_outcome("acquire", {name}, ctx, warning,
+                                           outcome.taken ? "not taken, and released again"
+                                                         : "nothing was taken"));
 }
 
 std::optional<PolledRow> PgStore::poll(const std::string& name) {
     return run<pqxx::nontransaction>(pool_, context("read", name), [&](pqxx::nontransaction& tx) -> std::optional<PolledRow> {
-        auto r = tx.exec_prepared(Statements::kPoll, name);
+        auto r = exec(tx, Statements::kPoll, sql_.poll, name);
         if (r.empty()) return std::nullopt;
         PolledRow row;
         if (!r[0][0].is_null()) row.rvn = r[0][0].as<std::int64_t>();
@@ -346,42 +475,62 @@ std::vector<Renewed> PgStore::renew(const std::vector<RenewItem>& items, RenewVi
     const std::string ctx = items.size() == 1 ? context("renew", items[0].name)
                                               : "renew " + std::to_string(items.size()) +
                                                     " locks on table " + table_.display();
-    return run<pqxx::nontransaction>(pool, ctx, [&](pqxx::nontransaction& tx) {
-        auto r = tx.exec_prepared(Statements::kRenew, text_array(items, &RenewItem::name), bigint_array(items),
+    std::string warning;
+    auto renewed = run<pqxx::nontransaction>(pool, ctx, [&](pqxx::nontransaction& tx) {
+        auto r = exec(tx, Statements::kRenew, sql_.renew, text_array(items, &RenewItem::name), bigint_array(items),
                                 text_array(items, &RenewItem::owner));
         // Each held lock once: its new version if a row carries one (see Statements::renew).
         std::vector<Renewed> out;
         out.reserve(r.size() / 2 + 1);
         std::map<std::pair<std::string, std::int64_t>, std::size_t> index;
         for (const auto& row : r) {
+            if (row[0].is_null()) {
+                if (listeners_.timeline) listeners_.timeline(row[2].as<std::int64_t>());
+                continue;
+            }
             auto key = std::make_pair(row[0].as<std::string>(), row[1].as<std::int64_t>());
             auto [it, added] = index.emplace(key, out.size());
             if (added) out.push_back(Renewed{key.first, key.second, std::nullopt});
             if (!row[2].is_null()) out[it->second].record_version_number = row[2].as<std::int64_t>();
         }
         return out;
-    });
+    }, &warning);
+    if (warning.empty()) return renewed;
+    std::vector<std::string> names;
+    for (const auto& i : items) names.push_back(i.name);
+    throw UnavailableError(unknown_outcome("renew", names, ctx, warning, "not counted as a renewal"));
 }
 
 bool PgStore::release(const std::string& name, std::int64_t token, const std::string& owner,
                       bool keep) {
-    return run<pqxx::nontransaction>(pool_, context("release", name), [&](pqxx::nontransaction& tx) {
+    const std::string ctx = context("release", name);
+    std::string warning;
+    const bool released = run<pqxx::nontransaction>(pool_, ctx, [&](pqxx::nontransaction& tx) {
         const char* sql = keep ? Statements::kReleaseKeep : Statements::kReleaseDelete;
-        return !tx.exec_prepared(sql, name, token, owner, channel(tx)).empty();
-    });
+        return !exec(tx, sql, keep ? sql_.release_keep : sql_.release_delete, name, token, owner, channel(tx)).empty();
+    }, &warning);
+    // The holder stopped believing before the release was sent: an unknown
+    // outcome here only means followers may wait out the lease.
+    if (!warning.empty()) unknown_outcome("release", {name}, ctx, warning, "");
+    return released;
 }
 
 bool PgStore::set_data(const std::string& name, std::int64_t token, const std::string& owner,
                        const std::string& data) {
-    return run<pqxx::nontransaction>(pool_, context("set data of", name), [&](pqxx::nontransaction& tx) {
+    const std::string ctx = context("set data of", name);
+    std::string warning;
+    const bool set = run<pqxx::nontransaction>(pool_, ctx, [&](pqxx::nontransaction& tx) {
         const pqxx::binarystring bin(data.data(), data.size());
-        return !tx.exec_prepared(Statements::kSetData, name, token, owner, bin).empty();
-    });
+        return !exec(tx, Statements::kSetData, sql_.set_data, name, token, owner, bin).empty();
+    }, &warning);
+    if (warning.empty()) return set;
+    throw UnavailableError(unknown_outcome("set_data", {name}, ctx, warning,
+                                           "the data may or may not have been replaced"));
 }
 
 LockInfo PgStore::get(const std::string& name) {
     return run<pqxx::nontransaction>(pool_, context("read", name), [&](pqxx::nontransaction& tx) {
-        auto r = tx.exec_prepared(Statements::kGetOne, name);
+        auto r = exec(tx, Statements::kGetOne, sql_.get_one, name);
         if (r.empty()) throw NotFoundError(context("read", name) + ": no such lock");
         return to_info(r[0]);
     });
@@ -390,7 +539,7 @@ LockInfo PgStore::get(const std::string& name) {
 std::vector<LockInfo> PgStore::get_all() {
     return run<pqxx::nontransaction>(pool_, "list locks on table " + table_.display(), [&](pqxx::nontransaction& tx) {
         std::vector<LockInfo> out;
-        for (const auto& row : tx.exec_prepared(Statements::kGetAll)) out.push_back(to_info(row));
+        for (const auto& row : exec(tx, Statements::kGetAll, sql_.get_all)) out.push_back(to_info(row));
         return out;
     });
 }

@@ -131,6 +131,14 @@ Statements::Statements(const TableName& t) {
     // handed out, on the current timeline, and forgets later timelines: for a
     // move that resets timelines (pg_upgrade, dump/restore, logical
     // migration).  $1: a token the next ones must exceed (0: none).
+    replication =
+        "SELECT srv.recovery, srv.timeline, srv.sync_commit, srv.sync_names,"
+        " s.pid IS NOT NULL, s.application_name, s.state, s.sync_state"
+        " FROM (SELECT pg_is_in_recovery() AS recovery,"
+        " CASE WHEN pg_is_in_recovery() THEN NULL ELSE " + std::string(kTimeline) + " END AS timeline,"
+        " current_setting('synchronous_commit') AS sync_commit,"
+        " current_setting('synchronous_standby_names') AS sync_names) AS srv"
+        " LEFT JOIN pg_stat_replication s ON true ORDER BY s.application_name, s.pid";
     bump_epoch = "WITH tl AS (SELECT " + std::string(kTimeline) + " AS t), "
                  "top AS MATERIALIZED (SELECT greatest(coalesce((SELECT max(fencing_token) FROM " + table +
                  "), 0), $1::bigint, (SELECT coalesce(max(timeline), 0) FROM " + epoch +
@@ -172,7 +180,9 @@ Statements::Statements(const TableName& t) {
             // ran as a nested loop (the planner expects few rows from unnest),
             // 10^8 comparisons and 5 s for 10,000 locks.
             "SELECT name, fencing_token, record_version_number FROM u "
-            "UNION ALL SELECT name, fencing_token, NULL FROM mine";
+            "UNION ALL SELECT name, fencing_token, NULL FROM mine "
+            // The server's timeline, for the failover metrics.
+            "UNION ALL SELECT NULL, NULL, " + std::string(kTimeline);
     set_data = "UPDATE " + table + " SET data = $4 WHERE " + kHeldByMe + " RETURNING 1";
     get_one = full_row_select(t) + " WHERE name = $1";
     get_all = full_row_select(t) + " ORDER BY name";

@@ -42,7 +42,8 @@ struct Statements {
     // version for every lock renewed, and once with NULL for every lock still
     // held by that acquisition (renewed or not).  A lock that appears only
     // with NULL was locked by another transaction and skipped (outcome
-    // unknown); one that does not appear is no longer held.
+    // unknown); one that does not appear is no longer held.  A last row with
+    // NULL name and token carries the server's timeline.
     std::string renew;
     // $1 name, $2 fencing token, $3 owner, $4 data.  One row if still held.
     std::string set_data;
@@ -53,6 +54,11 @@ struct Statements {
     // $1 name, $2 fencing token, $3 owner: locks the row FOR SHARE if that
     // acquisition still holds it (fenced writes).  One row if so.
     std::string fence_check;
+    // The server's replication: in recovery, its timeline (NULL on a standby),
+    // synchronous_commit, synchronous_standby_names, then per standby
+    // streaming from it: true, application_name, state, sync_state (one row
+    // with false and NULLs if none).  Read-only.
+    std::string replication;
 
     // Names under which the DML statements above are prepared on every
     // connection of a client (parsed and planned once per connection).

@@ -14,6 +14,7 @@
 #include "lock/names.hpp"
 #include "pgelect/errors.hpp"
 #include "pgelect/lock.hpp"
+#include "pgelect/lock_client.hpp"
 #include "pgelect/options.hpp"
 
 namespace pgelect::detail {
@@ -110,6 +111,8 @@ public:
     virtual LockInfo get(const std::string& name) = 0;
     // Every row, ordered by name.
     virtual std::vector<LockInfo> get_all() = 0;
+    // The server's replication (a store without a server has none).
+    virtual ReplicationInfo replication_info() { return {}; }
 
     // Notifications about other clients (LISTEN/NOTIFY on the real store).
     // `payload` is 'R' + name (released) or 'A' + name (acquired);
@@ -118,6 +121,14 @@ public:
     struct Listeners {
         std::function<void(const std::string& payload)> notification;
         std::function<void()> reconnected;
+        // A write of these locks succeeded with a warning (e.g. a cancelled
+        // synchronous-replication wait): the store reports it as not done.
+        // Called on the thread that made the write.
+        std::function<void(const char* operation, const std::vector<std::string>& names,
+                           const std::string& warning)>
+            unknown_outcome;
+        // The server's timeline, as an acquisition or a renewal read it.
+        std::function<void(std::int64_t timeline)> timeline;
     };
     virtual void set_listeners(Listeners listeners) = 0;
     // Starts listening on first call and waits (at most `wait`) until it is active.

@@ -27,7 +27,7 @@ using prometheus::Family;
 using prometheus::Gauge;
 using prometheus::Histogram;
 
-constexpr std::array<MetricDescription, 10> kDescriptions{{
+constexpr std::array<MetricDescription, 13> kDescriptions{{
     {"pgelect_is_leader", MetricKind::gauge, "group",
      "1 while this instance leads the group, else 0"},
     {"pgelect_leader_transitions_total", MetricKind::counter, "group",
@@ -48,6 +48,14 @@ constexpr std::array<MetricDescription, 10> kDescriptions{{
      "Time from this instance seeing the group without a leader to it seeing a new one"},
     {"pgelect_leader_info", MetricKind::gauge, "group,leader",
      "1 for the leader this instance currently observes"},
+    {"pgelect_unknown_outcomes_total", MetricKind::counter, "group,operation",
+     "Writes of the group's lease answered with a warning (a cancelled synchronous replication "
+     "wait), counted as not done"},
+    {"pgelect_timeline", MetricKind::gauge, "group",
+     "The PostgreSQL server's timeline as this instance's client last read it (grows with every "
+     "promotion); 0 until read"},
+    {"pgelect_failovers_total", MetricKind::counter, "group",
+     "Times this instance's client saw the server's timeline grow (a promotion)"},
 }};
 
 constexpr std::array<LossReason, 6> kReasons{
@@ -55,6 +63,7 @@ constexpr std::array<LossReason, 6> kReasons{
     LossReason::deadline_passed, LossReason::lock_taken, LossReason::database_unavailable};
 constexpr std::array<AttemptResult, 3> kResults{AttemptResult::acquired, AttemptResult::busy,
                                                  AttemptResult::error};
+constexpr std::array<std::string_view, 4> kWrites{"acquire", "renew", "release", "set_data"};
 
 std::string help_of(std::string_view name) {
     for (const auto& d : kDescriptions)
@@ -95,7 +104,10 @@ struct MetricFamilies {
           renewal_failures(family<Counter>(r, "pgelect_renewal_failures_total")),
           attempts(family<Counter>(r, "pgelect_acquire_attempts_total")),
           leaderless(family<Histogram>(r, "pgelect_leaderless_seconds")),
-          leader_info(family<Gauge>(r, "pgelect_leader_info")) {}
+          leader_info(family<Gauge>(r, "pgelect_leader_info")),
+          unknown_outcomes(family<Counter>(r, "pgelect_unknown_outcomes_total")),
+          timeline(family<Gauge>(r, "pgelect_timeline")),
+          failovers(family<Counter>(r, "pgelect_failovers_total")) {}
 
     Family<Gauge>& is_leader;
     Family<Counter>& transitions;
@@ -107,6 +119,9 @@ struct MetricFamilies {
     Family<Counter>& attempts;
     Family<Histogram>& leaderless;
     Family<Gauge>& leader_info;
+    Family<Counter>& unknown_outcomes;
+    Family<Gauge>& timeline;
+    Family<Counter>& failovers;
 };
 
 // One group's series and what the slots remember between signals.  Shared with
@@ -123,6 +138,8 @@ struct GroupMetrics {
               Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                           0.5, 1, 2.5, 5, 10})),
           renewal_failures(f.renewal_failures.Add({{"group", group}})),
+          timeline(f.timeline.Add({{"group", group}})),
+          failovers(f.failovers.Add({{"group", group}})),
           leaderless(f.leaderless.Add({{"group", group}},
                                       Histogram::BucketBoundaries{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
                                                                   10, 15, 30, 60, 120, 300, 600})) {
@@ -132,6 +149,9 @@ struct GroupMetrics {
         for (std::size_t i = 0; i < kResults.size(); ++i)
             attempts[i] =
                 &f.attempts.Add({{"group", group}, {"result", std::string(to_string(kResults[i]))}});
+        for (std::size_t i = 0; i < kWrites.size(); ++i)
+            unknown_outcomes[i] =
+                &f.unknown_outcomes.Add({{"group", group}, {"operation", std::string(kWrites[i])}});
     }
 
     void on_become_leader(const Leadership& term) {
@@ -193,6 +213,24 @@ struct GroupMetrics {
             if (kResults[i] == result) attempts[i]->Increment();
     }
 
+    void on_timeline(std::int64_t seen) {
+        std::lock_guard lk(mu);
+        if (closed) return;
+        if (last_timeline > 0 && seen > last_timeline) failovers.Increment();
+        if (seen > last_timeline) {
+            last_timeline = seen;
+            timeline.Set(static_cast<double>(seen));
+        }
+    }
+
+    void on_unknown_outcome(const UnknownOutcome& u) {
+        if (u.name != group) return;
+        std::lock_guard lk(mu);
+        if (closed) return;
+        for (std::size_t i = 0; i < kWrites.size(); ++i)
+            if (kWrites[i] == u.operation) unknown_outcomes[i]->Increment();
+    }
+
     // Stops the slots touching the registry and removes this group's series.
     void close() {
         std::lock_guard lk(mu);
@@ -207,6 +245,9 @@ struct GroupMetrics {
         families.renewal_duration.Remove(&renewal_duration);
         families.renewal_failures.Remove(&renewal_failures);
         for (auto* c : attempts) families.attempts.Remove(c);
+        for (auto* c : unknown_outcomes) families.unknown_outcomes.Remove(c);
+        families.timeline.Remove(&timeline);
+        families.failovers.Remove(&failovers);
         families.leaderless.Remove(&leaderless);
     }
 
@@ -221,12 +262,16 @@ struct GroupMetrics {
     Gauge& last_renewal;
     Histogram& renewal_duration;
     Counter& renewal_failures;
+    Gauge& timeline;
+    Counter& failovers;
     std::array<Counter*, kResults.size()> attempts{};
+    std::array<Counter*, kWrites.size()> unknown_outcomes{};
     Histogram& leaderless;
 
     // guarded by mu
     std::mutex mu;
     bool closed = false;
+    std::int64_t last_timeline = 0;
     bool leader = false;
     std::optional<std::string> shown_leader;
     Gauge* leader_info = nullptr;
@@ -298,7 +343,7 @@ void Metrics::attach(Elector& elector, LockClient& client) {
     auto a = std::make_unique<detail::Attachment>();
     a->group = g;
     auto& c = a->connections;
-    c.reserve(5);
+    c.reserve(7);
     c.emplace_back(elector.become_leader.connect(
         guarded(g, [](auto& m, const Leadership& t) { m.on_become_leader(t); })));
     c.emplace_back(elector.lost_leadership.connect(
@@ -309,6 +354,10 @@ void Metrics::attach(Elector& elector, LockClient& client) {
         guarded(g, [](auto& m, const RenewalReport& r) { m.on_renewal(r); })));
     c.emplace_back(client.acquire_attempted.connect(guarded(
         g, [](auto& m, const std::string& name, AttemptResult r) { m.on_attempt(name, r); })));
+    c.emplace_back(client.outcome_unknown.connect(
+        guarded(g, [](auto& m, const UnknownOutcome& u) { m.on_unknown_outcome(u); })));
+    c.emplace_back(client.timeline_seen.connect(
+        guarded(g, [](auto& m, std::int64_t t) { m.on_timeline(t); })));
     attachments_.push_back(std::move(a));
 }
 

@@ -99,13 +99,6 @@ ConnInfo make_conninfo(const std::string& dsn, const ConnDefaults& defaults) {
     if (!set.count("application_name") && std::getenv("PGAPPNAME") == nullptr) {
         set["application_name"] = defaults.application_name;
     }
-    // The statement timeout travels in the startup packet: no extra round trip.
-    std::string options = set.count("options")         ? set["options"] + " "
-                          : std::getenv("PGOPTIONS") != nullptr ? std::string(std::getenv("PGOPTIONS")) + " "
-                                                                : "";
-    set["options"] =
-        options + "-c statement_timeout=" + std::to_string(defaults.statement_timeout.count());
-
     ConnInfo info;
     for (const auto& [k, v] : set) {
         if (!info.conninfo.empty()) info.conninfo += ' ';
@@ -116,6 +109,7 @@ ConnInfo make_conninfo(const std::string& dsn, const ConnDefaults& defaults) {
         }
     }
     if (info.description.empty()) info.description = "libpq defaults (PG* environment)";
+    info.statement_timeout = defaults.statement_timeout;
     return info;
 }
 

@@ -1,7 +1,9 @@
 #include "pg/pool.hpp"
 
 #include <pqxx/except>
+#include <pqxx/nontransaction>
 
+#include <cstring>
 #include <utility>
 
 #include "pgelect/errors.hpp"
@@ -25,10 +27,34 @@ std::string trimmed(const std::string& s) {
 }
 }  // namespace
 
-ConnectionPool::Handle::Handle(ConnectionPool* pool, std::unique_ptr<pqxx::connection> conn)
+bool WarningLog::operator()(const char msg[]) noexcept {
+    // Without client_min_messages (transaction pooling sets no session
+    // settings) lesser notices arrive too; any other severity, also in
+    // another language, counts.
+    for (const char* lesser : {"NOTICE:", "INFO:", "LOG:", "DEBUG"}) {
+        if (std::strncmp(msg, lesser, std::strlen(lesser)) == 0) return true;
+    }
+    try {
+        if (!any_) first_ = trimmed(msg);
+        any_ = true;
+    } catch (...) {
+        any_ = true;  // out of memory: still a warning
+    }
+    return true;
+}
+
+std::string WarningLog::take() {
+    std::string out = any_ ? (first_.empty() ? std::string("WARNING") : first_) : std::string();
+    first_.clear();
+    any_ = false;
+    return out;
+}
+
+ConnectionPool::Handle::Handle(ConnectionPool* pool, std::unique_ptr<Pooled> conn)
     : pool_(pool), conn_(std::move(conn)) {
+    if (conn_) conn_->warnings->take();  // only what this borrower's statements caused
     if (pool_->watchdog_ != nullptr && conn_) {
-        ticket_ = pool_->watchdog_->arm(conn_->sock(),
+        ticket_ = pool_->watchdog_->arm(conn_->conn->sock(),
                                         StatementWatchdog::Clock::now() + pool_->statement_limit_);
     }
 }
@@ -62,6 +88,8 @@ bool ConnectionPool::Handle::cut_off() {
     return cut_off_;
 }
 
+std::string ConnectionPool::Handle::warning() { return conn_ ? conn_->warnings->take() : std::string(); }
+
 ConnectionPool::ConnectionPool(ConnInfo info, std::size_t size,
                                std::function<void(pqxx::connection&)> setup,
                                StatementWatchdog* watchdog,
@@ -77,10 +105,30 @@ ConnectionPool::~ConnectionPool() = default;
 std::unique_ptr<pqxx::connection> ConnectionPool::connect(const ConnInfo& info,
                                                           const std::string& context) {
     try {
-        return std::make_unique<pqxx::connection>(info.conninfo);
+        auto conn = std::make_unique<pqxx::connection>(info.conninfo);
+        if (info.statement_timeout.count() > 0) {
+            // One statement, not startup `options`: PgBouncer refuses those
+            // (or, told to ignore them, drops them without a word).  Only
+            // warnings and worse are sent: a warning during a write then
+            // always means its outcome is unknown (see WarningLog).
+            pqxx::nontransaction tx(*conn);
+            tx.exec_params("SELECT set_config('statement_timeout', $1, false),"
+                           " set_config('client_min_messages', 'warning', false)",
+                           std::to_string(info.statement_timeout.count()));
+        }
+        return conn;
     } catch (const std::exception& e) {
+        const std::string msg = redact_dsn(trimmed(e.what()));
+        if (msg.find("unsupported startup parameter") != std::string::npos) {
+            throw FailedPreconditionError(
+                context + ": PostgreSQL (" + info.description +
+                ") refuses a startup parameter: " + msg +
+                "; a connection pooler such as PgBouncer accepts only a few: remove it from the "
+                "connection string or the PG* environment (e.g. options, PGOPTIONS), or add it "
+                "to the pooler's ignore_startup_parameters");
+        }
         throw UnavailableError(context + ": cannot connect to PostgreSQL (" + info.description +
-                               "): " + redact_dsn(trimmed(e.what())));
+                               "): " + msg);
     }
 }
 
@@ -95,26 +143,28 @@ ConnectionPool::Handle ConnectionPool::borrow(const std::string& context) {
     }
     lk.unlock();
     try {
-        auto conn = connect(info_, context);
-        if (setup_) setup_(*conn);
-        return Handle(this, std::move(conn));
+        auto pooled = std::make_unique<Pooled>();
+        pooled->conn = connect(info_, context);
+        pooled->warnings = std::make_unique<WarningLog>(*pooled->conn);
+        if (setup_) setup_(*pooled->conn);
+        return Handle(this, std::move(pooled));
     } catch (...) {
         give_back(nullptr);
         throw;
     }
 }
 
-void ConnectionPool::give_back(std::unique_ptr<pqxx::connection> conn) {
+void ConnectionPool::give_back(std::unique_ptr<Pooled> conn) {
     {
         std::lock_guard lk(mu_);
         --in_use_;
-        if (conn && conn->is_open()) idle_.push_back(std::move(conn));
+        if (conn && conn->conn->is_open()) idle_.push_back(std::move(conn));
     }
     cv_.notify_one();
 }
 
 void ConnectionPool::clear_idle() {
-    std::vector<std::unique_ptr<pqxx::connection>> drop;
+    std::vector<std::unique_ptr<Pooled>> drop;
     {
         std::lock_guard lk(mu_);
         drop.swap(idle_);

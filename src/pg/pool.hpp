@@ -13,35 +13,62 @@
 #include <vector>
 
 #include <pqxx/connection>
+#include <pqxx/errorhandler>
 
 #include "pg/conninfo.hpp"
 #include "pg/watchdog.hpp"
 
 namespace pgelect::detail {
 
+// The warnings the server sent on one connection (libpq notices).  pgelect's
+// sessions set client_min_messages=warning, so only WARNING (or more severe)
+// messages arrive: during a write, the sign that its outcome is unknown (a
+// synchronous-replication wait cancelled after the local commit).  Used by
+// the connection's own thread only.
+class WarningLog final : public pqxx::errorhandler {
+public:
+    explicit WarningLog(pqxx::connection_base& conn) : pqxx::errorhandler(conn) {}
+    bool operator()(const char msg[]) noexcept override;
+    // The first warning since the last take(), on one line (empty: none).
+    std::string take();
+
+private:
+    std::string first_;
+    bool any_ = false;
+};
+
 class ConnectionPool {
 public:
     // A borrowed connection, watched by the pool's watchdog (if any) until it
     // is given back.
+    // A connection and its warning log (destroyed first).
+    struct Pooled {
+        std::unique_ptr<pqxx::connection> conn;
+        std::unique_ptr<WarningLog> warnings;
+    };
+
     class Handle {
     public:
-        Handle(ConnectionPool* pool, std::unique_ptr<pqxx::connection> conn);
+        Handle(ConnectionPool* pool, std::unique_ptr<Pooled> conn);
         Handle(Handle&& other) noexcept;
         Handle& operator=(Handle&&) = delete;
         ~Handle();
-        pqxx::connection& operator*() { return *conn_; }
-        pqxx::connection* operator->() { return conn_.get(); }
+        pqxx::connection& operator*() { return *conn_->conn; }
+        pqxx::connection* operator->() { return conn_->conn.get(); }
         // The connection is broken or in an unknown state: close it instead of reusing it.
         void discard();
         // True if the watchdog shut the connection down because its statement
         // went unanswered past the pool's statement limit.  Stops the watch.
         bool cut_off();
+        // The first warning the server sent since the connection was
+        // borrowed (empty: none).
+        std::string warning();
 
     private:
         void stop_watch();
 
         ConnectionPool* pool_;
-        std::unique_ptr<pqxx::connection> conn_;
+        std::unique_ptr<Pooled> conn_;
         StatementWatchdog::Ticket ticket_ = 0;
         bool cut_off_ = false;
     };
@@ -70,7 +97,7 @@ public:
                                                      const std::string& context);
 
 private:
-    void give_back(std::unique_ptr<pqxx::connection> conn);
+    void give_back(std::unique_ptr<Pooled> conn);
 
     // constant after construction
     const ConnInfo info_;
@@ -82,7 +109,7 @@ private:
     // guarded by mu_
     mutable std::mutex mu_;
     std::condition_variable cv_;
-    std::vector<std::unique_ptr<pqxx::connection>> idle_;
+    std::vector<std::unique_ptr<Pooled>> idle_;
     std::size_t in_use_ = 0;
 };
 

@@ -155,6 +155,25 @@ TEST_F(CliTest, StatusOfAnEmptyTable) {
     EXPECT_NE(json.out.find("\"locks\": []"), std::string::npos) << json.out;
 }
 
+// A server without standbys: the replication section says so, without a warning.
+TEST_F(CliTest, StatusHaShowsTheServersReplication) {
+    LockClient(dsn(), options_for(table_)).create_table();
+    const Finished text = pgelect_cli(with_table({"status", "--ha"}));
+    EXPECT_EQ(text.code, 0) << text.err;
+    EXPECT_NE(text.out.find("(primary, timeline "), std::string::npos) << text.out;
+    EXPECT_NE(text.out.find("synchronous_commit: on\n"), std::string::npos) << text.out;
+    EXPECT_NE(text.out.find("synchronous_standby_names: (none)\n"), std::string::npos) << text.out;
+    EXPECT_NE(text.out.find("standbys: none streaming from this server\n"), std::string::npos) << text.out;
+    EXPECT_EQ(text.out.find("warning:"), std::string::npos) << text.out;
+    EXPECT_NE(text.out.find("no locks in table"), std::string::npos) << text.out;
+    const Finished json = pgelect_cli(with_table({"status", "--ha", "--json"}));
+    EXPECT_EQ(json.code, 0) << json.err;
+    EXPECT_NE(json.out.find("\"standby\": false, \"timeline\": "), std::string::npos) << json.out;
+    EXPECT_NE(json.out.find("\"standbys\": [], \"warning\": null}"), std::string::npos) << json.out;
+    const Finished plain = pgelect_cli(with_table({"status", "--json"}));
+    EXPECT_EQ(plain.out.find("replication"), std::string::npos) << plain.out;
+}
+
 TEST_F(CliTest, ConnectionOptionsMayPrecedeTheSubcommand) {
     // pgelect --dsn X --table T schema apply / status (docs/getting-started.md)
     const Finished apply = pgelect_cli({"--dsn", dsn(), "--table", table_, "schema", "apply"});

@@ -4,7 +4,9 @@
 // and an acquisition lost with the old primary never runs beside a new one.
 #include <cstdio>
 #include <cstdlib>
+#include <atomic>
 #include <mutex>
+#include <thread>
 
 #include "test_env.hpp"
 
@@ -18,12 +20,10 @@ std::string env(const char* name) {
     return v ? v : "";
 }
 
-// Runs `ha-ctl ARGS` and returns its output (trimmed); fails the test if it fails.
-std::string ha_ctl(const std::string& args) {
-    const std::string ctl = env("PGELECT_HA_CTL");
-    EXPECT_FALSE(ctl.empty()) << "run through scripts/with-postgres-ha";
+// Runs a shell command and returns its output (trimmed); fails the test if it fails.
+std::string shell(const std::string& command) {
     std::string out;
-    FILE* p = ::popen((ctl + " " + args + " 2>&1").c_str(), "r");
+    FILE* p = ::popen((command + " 2>&1").c_str(), "r");
     if (p == nullptr) {
         ADD_FAILURE() << "popen failed";
         return out;
@@ -31,9 +31,16 @@ std::string ha_ctl(const std::string& args) {
     char buf[512];
     while (std::fgets(buf, sizeof buf, p) != nullptr) out += buf;
     const int status = ::pclose(p);
-    EXPECT_EQ(status, 0) << "ha-ctl " << args << ": " << out;
+    EXPECT_EQ(status, 0) << command << ": " << out;
     while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
     return out;
+}
+
+// Runs `ha-ctl ARGS` (scripts/ha-ctl).
+std::string ha_ctl(const std::string& args) {
+    const std::string ctl = env("PGELECT_HA_CTL");
+    EXPECT_FALSE(ctl.empty()) << "run through scripts/with-postgres-ha";
+    return shell(ctl + " " + args);
 }
 
 std::string node_dsn(const std::string& node) { return ha_ctl("dsn " + node); }
@@ -164,7 +171,11 @@ TEST(Ha, HoldersWhoseRowsSurvivedKeepLeadingThroughAPromotion) {
     LockClient setup(node_dsn(p.primary), opts);
     setup.create_table();
     LockClient holder(env("PGELECT_HA_DSN"), opts);
+    std::atomic<std::int64_t> timeline{0};
+    auto seen = holder.timeline_seen.connect([&](std::int64_t t) { timeline = t; });
     Lock kept = holder.acquire("kept");
+    ASSERT_TRUE(eventually([&] { return timeline.load() > 0; }, 10s));
+    const std::int64_t before = timeline.load();
     ha_ctl("wait-caught-up");
     ha_ctl("kill " + p.primary);
     ha_ctl("promote " + p.standby);
@@ -175,6 +186,10 @@ TEST(Ha, HoldersWhoseRowsSurvivedKeepLeadingThroughAPromotion) {
     });
     EXPECT_TRUE(eventually([&] { return renewals.load() >= 2; }, 20s));
     EXPECT_FALSE(kept.is_released()) << kept.loss_reason();
+    // The renewals read the promoted server's timeline (pgelect_timeline,
+    // pgelect_failovers_total).
+    EXPECT_EQ(timeline.load(), std::stoll(ha_ctl("timeline " + p.standby)));
+    EXPECT_GT(timeline.load(), before);
     // Nobody else can take it meanwhile.
     LockClient other(env("PGELECT_HA_DSN"), opts);
     EXPECT_THROW(other.try_acquire("kept"), NotAcquiredError);
@@ -212,6 +227,154 @@ TEST(Ha, BumpEpochAfterARestoreWithAnEarlierTimeline) {
     EXPECT_GT(after.fencing_token(), floor);
     EXPECT_GT(after.fencing_token(), before);
     after.release();
+}
+
+// Synchronous replication on, the standby stalled: every commit waits for
+// it.  While that lasts, whoever cancels such a wait (an operator, a script)
+// makes PostgreSQL answer the write with success and a WARNING although the
+// standby never got it.  Such writes are not done: a renewal does not extend
+// the lease (the holder loses it at its renew deadline), an acquisition is
+// not taken.
+class SynchronousReplication {
+public:
+    SynchronousReplication() { ha_ctl("sync on"); }
+    ~SynchronousReplication() {
+        ha_ctl("resume");
+        ha_ctl("sync off");
+    }
+};
+
+TEST(Ha, ACancelledSynchronousReplicationWaitIsNotAWrite) {
+    const Pair p = Pair::current();
+    const std::string table = unique_table("ha_sync");
+    auto opts = ha_options(table);
+    opts.statement_timeout = 10s;  // the operator's cancel ends the waits, not a timeout
+    LockClient setup(node_dsn(p.primary), opts);
+    setup.create_table();
+    LockClient holder(node_dsn(p.primary), opts);
+    LockClient other(node_dsn(p.primary), opts);
+    std::mutex mu;
+    std::vector<UnknownOutcome> seen;
+    auto record = [&](const UnknownOutcome& u) {
+        std::lock_guard lk(mu);
+        seen.push_back(u);
+    };
+    auto c1 = holder.outcome_unknown.connect(record);
+    auto c2 = other.outcome_unknown.connect(record);
+    auto saw = [&](const std::string& name, const std::string& operation) {
+        std::lock_guard lk(mu);
+        for (const auto& u : seen)
+            if (u.name == name && u.operation == operation) return true;
+        return false;
+    };
+    Lock kept = holder.acquire("renewed");
+    std::optional<Clock::time_point> last_ok;
+    auto c3 = holder.renewal_finished.connect([&](const RenewalReport& r) {
+        std::lock_guard lk(mu);
+        if (r.ok) last_ok = Clock::now();
+    });
+    {
+        SynchronousReplication sync;
+        ha_ctl("wait-caught-up");
+        ha_ctl("stall");
+        const auto stalled = Clock::now();
+        std::atomic<bool> done{false};
+        std::atomic<int> cancelled{0};
+        std::thread op([&] {
+            pqxx::connection c(node_dsn(p.primary));
+            while (!done) {
+                pqxx::nontransaction tx(c);
+                cancelled += tx.exec("SELECT pg_cancel_backend(pid) FROM pg_stat_activity "
+                                     "WHERE wait_event = 'SyncRep' AND pid <> pg_backend_pid()")
+                                 .size();
+                std::this_thread::sleep_for(50ms);
+            }
+        });
+        try {
+            Lock taken = other.try_acquire("fresh");
+            ADD_FAILURE() << "acquired although the standby never received the acquisition";
+        } catch (const UnavailableError& e) {
+            EXPECT_NE(std::string(e.what()).find("outcome unknown"), std::string::npos) << e.what();
+            std::cout << "  " << e.what() << "\n";
+        }
+        EXPECT_TRUE(saw("fresh", "acquire"));
+        // Renewals keep getting the warning: the lease ends at its renew deadline.
+        EXPECT_TRUE(eventually([&] { return kept.is_released(); },
+                               opts.timing.renew_deadline + 10s))
+            << "renewals answered with a warning kept the lease";
+        EXPECT_TRUE(saw("renewed", "renew"));
+        {
+            std::lock_guard lk(mu);
+            if (last_ok) {
+                EXPECT_LE(*last_ok, stalled + opts.timing.heartbeat_interval + 2s)
+                    << "a renewal counted as done while the standby was stalled";
+            }
+        }
+        std::cout << "  lost: " << kept.loss_reason() << "; " << cancelled.load()
+                  << " waits cancelled\n";
+        done = true;
+        op.join();
+    }
+    // Replication back: the group can be won again, within a lease.
+    Lock again = other.acquire("fresh");
+    EXPECT_GT(again.fencing_token(), 0);
+    again.release();
+}
+
+// What a client and `pgelect status --ha` say about the pair: the standby
+// is asynchronous (a promotion may lose acknowledged writes) until
+// synchronous replication is on.
+TEST(Ha, ReplicationIsReportedAndAsynchronousStandbysAreWarnedAbout) {
+    const Pair p = Pair::current();
+    ha_ctl("wait-caught-up");
+    std::mutex mu;
+    std::vector<std::string> logged;
+    set_log_sink([&](LogLevel, std::string_view m) {
+        std::lock_guard lk(mu);
+        logged.emplace_back(m);
+    });
+    const std::string table = unique_table("ha_info");
+    {
+        LockClient client(node_dsn(p.primary), ha_options(table));
+        client.create_table();  // the first connection: the warning
+        const ReplicationInfo info = client.replication_info();
+        EXPECT_FALSE(info.standby);
+        EXPECT_EQ(info.timeline, std::stoll(ha_ctl("timeline " + p.primary)));
+        ASSERT_EQ(info.standbys.size(), 1u);
+        EXPECT_EQ(info.standbys[0].sync_state, "async");
+        EXPECT_EQ(info.standbys[0].state, "streaming");
+        EXPECT_NE(info.risk().find("standbys that do not confirm commits"), std::string::npos)
+            << info.risk();
+    }
+    set_log_sink(nullptr);
+    {
+        std::lock_guard lk(mu);
+        ASSERT_EQ(logged.size(), 1u) << "one warning per client, at its first connection";
+        EXPECT_NE(logged[0].find("standbys that do not confirm commits: "), std::string::npos)
+            << logged[0];
+        EXPECT_NE(logged[0].find("(async)"), std::string::npos) << logged[0];
+    }
+    {
+        SynchronousReplication sync;
+        ha_ctl("wait-caught-up");
+        LockClient client(node_dsn(p.primary), ha_options(table));
+        EXPECT_TRUE(eventually(
+            [&] {
+                const auto info = client.replication_info();
+                return info.standbys.size() == 1 && info.standbys[0].sync_state == "sync";
+            },
+            10s));
+        const ReplicationInfo info = client.replication_info();
+        EXPECT_EQ(info.synchronous_standby_names, "*");
+        EXPECT_EQ(info.risk(), "");
+    }
+    // The command line shows the same.
+    const std::string out = shell(std::string(PGELECT_CLI_BIN) + " status --ha --dsn '" +
+                                  node_dsn(p.primary) + "' --table " + table);
+    EXPECT_NE(out.find("standbys:\n"), std::string::npos) << out;
+    EXPECT_NE(out.find("  streaming  async\n"), std::string::npos) << out;
+    EXPECT_NE(out.find("warning: standbys that do not confirm commits"), std::string::npos) << out;
+    LockClient(node_dsn(p.primary), ha_options(table)).drop_table();
 }
 
 }  // namespace

@@ -378,7 +378,7 @@ TEST(BadInputConfig, YamlFiles) {
          "2:17: create_table in database: expected true or false, got \"sometimes\""},
         {"database:\n  connect_timeout: 5s\n" + groups,
          "2:3: unknown key \"connect_timeout\" in database (valid keys: dsn, table, pool_size, "
-         "statement_timeout, create_table)"},
+         "statement_timeout, create_table, pooling, listen_dsn)"},
         {"defaults:\n  lease: 15s\n" + groups,
          "2:3: unknown key \"lease\" in defaults (valid keys: lease_duration, renew_deadline, "
          "heartbeat_interval, retry_interval, release_on_stop)"},

@@ -76,6 +76,8 @@ TEST_F(MetricsUnitTest, AttachCreatesEverySeriesAtZero) {
         EXPECT_EQ(get("pgelect_acquire_attempts_total", {{"result", result}}), 0) << result;
     EXPECT_EQ(get("pgelect_renewal_duration_seconds_count"), 0);
     EXPECT_EQ(get("pgelect_leaderless_seconds_count"), 0);
+    for (auto op : {"acquire", "renew", "release", "set_data"})
+        EXPECT_EQ(get("pgelect_unknown_outcomes_total", {{"operation", op}}), 0) << op;
     EXPECT_EQ(count_of(collect(registry_), "pgelect_leader_info"), 0);
     EXPECT_EQ(m.groups(), std::vector<std::string>{"jobs"});
     EXPECT_THROW(m.attach(elector_, client_), InvalidArgumentError);
@@ -148,6 +150,35 @@ TEST_F(MetricsUnitTest, RenewalsAndAttemptsOfOtherGroupsAreIgnored) {
     EXPECT_EQ(get("pgelect_renewal_duration_seconds_count"), 2);
     EXPECT_NEAR(get("pgelect_renewal_duration_seconds_sum"), 2.003, 1e-6);
     EXPECT_EQ(get("pgelect_renewal_duration_seconds_bucket", {{"le", "0.005"}}), 1);
+}
+
+TEST_F(MetricsUnitTest, UnknownOutcomesAreCountedByOperationForTheirGroupOnly) {
+    Metrics m(registry_);
+    m.attach(elector_, client_);
+    client_.outcome_unknown(UnknownOutcome{"jobs", "renew", "WARNING: canceling wait"});
+    client_.outcome_unknown(UnknownOutcome{"jobs", "renew", "WARNING: canceling wait"});
+    client_.outcome_unknown(UnknownOutcome{"jobs", "acquire", "WARNING: canceling wait"});
+    client_.outcome_unknown(UnknownOutcome{"other", "release", "WARNING: canceling wait"});
+    EXPECT_EQ(get("pgelect_unknown_outcomes_total", {{"operation", "renew"}}), 2);
+    EXPECT_EQ(get("pgelect_unknown_outcomes_total", {{"operation", "acquire"}}), 1);
+    EXPECT_EQ(get("pgelect_unknown_outcomes_total", {{"operation", "release"}}), 0);
+    EXPECT_EQ(get("pgelect_unknown_outcomes_total", {{"operation", "set_data"}}), 0);
+}
+
+TEST_F(MetricsUnitTest, TimelineGrowthIsCountedAsAFailover) {
+    Metrics m(registry_);
+    m.attach(elector_, client_);
+    EXPECT_EQ(get("pgelect_timeline"), 0);
+    client_.timeline_seen(1);
+    client_.timeline_seen(1);
+    EXPECT_EQ(get("pgelect_timeline"), 1);
+    EXPECT_EQ(get("pgelect_failovers_total"), 0);  // the first reading is no failover
+    client_.timeline_seen(3);
+    EXPECT_EQ(get("pgelect_timeline"), 3);
+    EXPECT_EQ(get("pgelect_failovers_total"), 1);
+    client_.timeline_seen(2);  // an old standby answering late: no step back
+    EXPECT_EQ(get("pgelect_timeline"), 3);
+    EXPECT_EQ(get("pgelect_failovers_total"), 1);
 }
 
 TEST_F(MetricsUnitTest, DestructionDisconnectsAndRemovesTheGroupsSeries) {

@@ -138,7 +138,7 @@ TEST(MetricNamesTest, DescriptionsFollowTheConventions) {
         EXPECT_TRUE(std::string(d.labels).starts_with("group")) << name;
         EXPECT_FALSE(d.help.empty()) << name;
     }
-    EXPECT_EQ(seen.size(), 10u);
+    EXPECT_EQ(seen.size(), 13u);
 }
 
 TEST(MetricNamesTest, TheCheckerCatchesUnknownNames) {

@@ -455,6 +455,20 @@ TEST(ConfigOptions, LockClientOptionsMapping) {
     EXPECT_NO_THROW(pgelect::validate_options(o));
 }
 
+TEST(ConfigOptions, PoolingAndListenDsn) {
+    const pgelect::LockClientOptions session = parse_config(kGroups).lock_client_options();
+    EXPECT_EQ(session.pooling, pgelect::Pooling::session);
+    EXPECT_EQ(session.listen_dsn, "");
+    const pgelect::LockClientOptions txn =
+        parse_config("database:\n  pooling: transaction\n  listen_dsn: host=db port=5432\n" + kGroups)
+            .lock_client_options();
+    EXPECT_EQ(txn.pooling, pgelect::Pooling::transaction);
+    EXPECT_EQ(txn.listen_dsn, "host=db port=5432");
+    EXPECT_EQ(error_of("database:\n  pooling: statement\n" + kGroups),
+              "test.yaml:2:12: pooling in database: database.pooling must be \"session\" or "
+              "\"transaction\" (got \"statement\")");
+}
+
 TEST(ConfigOptions, ElectorOptionsMapping) {
     const Config c = parse_config(
         "identity: node-3\n"

@@ -108,7 +108,9 @@ TEST_F(ConnInfoTest, KeyValueDsnKeepsSettingsAndAddsDefaults) {
     EXPECT_TRUE(kv.count("keepalives_count"));
     EXPECT_EQ(kv.at("tcp_user_timeout"), "10000");
     EXPECT_EQ(kv.at("application_name"), "pgelect");
-    EXPECT_EQ(kv.at("options"), "-c statement_timeout=1234");
+    // Set by a statement on each new connection: poolers refuse startup options.
+    EXPECT_FALSE(kv.count("options"));
+    EXPECT_EQ(info.statement_timeout, 1234ms);
 
     EXPECT_TRUE(contains(info.description, "host=db.example"));
     EXPECT_TRUE(contains(info.description, "port=5433"));
@@ -128,7 +130,7 @@ TEST_F(ConnInfoTest, UriDsnIsParsed) {
     EXPECT_EQ(kv.at("user"), "alice");
     EXPECT_EQ(kv.at("password"), "secret");
     EXPECT_EQ(kv.at("sslmode"), "require");
-    EXPECT_EQ(kv.at("options"), "-c statement_timeout=1234");
+    EXPECT_FALSE(kv.count("options"));
     EXPECT_TRUE(contains(info.description, "host=db.example"));
     EXPECT_TRUE(contains(info.description, "user=alice"));
     EXPECT_TRUE(lacks(info.description, "secret"));
@@ -163,9 +165,10 @@ TEST_F(ConnInfoTest, UserSettingsWin) {
     EXPECT_EQ(kv.at("tcp_user_timeout"), "777");
 }
 
-TEST_F(ConnInfoTest, StatementTimeoutIsAppendedToUserOptions) {
+TEST_F(ConnInfoTest, UserOptionsArePassedOnAndTheStatementTimeoutKeptApart) {
     const auto info = make_conninfo("host=h options='-c search_path=ops'", defaults(2500ms));
-    EXPECT_EQ(parse_kv(info.conninfo).at("options"), "-c search_path=ops -c statement_timeout=2500");
+    EXPECT_EQ(parse_kv(info.conninfo).at("options"), "-c search_path=ops");
+    EXPECT_EQ(info.statement_timeout, 2500ms);
 }
 
 TEST_F(ConnInfoTest, ConnectTimeoutIsRoundedUpToWholeSeconds) {
@@ -186,7 +189,7 @@ TEST_F(ConnInfoTest, EmptyDsnUsesEnvironment) {
     const auto info = make_conninfo("", defaults());
     const auto kv = parse_kv(info.conninfo);
     EXPECT_FALSE(kv.count("host"));
-    EXPECT_EQ(kv.at("options"), "-c statement_timeout=1234");
+    EXPECT_FALSE(kv.count("options"));
     EXPECT_EQ(info.description, "libpq defaults (PG* environment)");
 }
 
@@ -197,8 +200,7 @@ TEST_F(ConnInfoTest, EnvironmentSettingsAreNotOverridden) {
     const auto kv = parse_kv(make_conninfo("host=h", defaults()).conninfo);
     EXPECT_FALSE(kv.count("application_name"));  // libpq takes PGAPPNAME
     EXPECT_FALSE(kv.count("connect_timeout"));   // libpq takes PGCONNECT_TIMEOUT
-    // An explicit options keyword would hide PGOPTIONS, so it is folded in.
-    EXPECT_EQ(kv.at("options"), "-c work_mem=64kB -c statement_timeout=1234");
+    EXPECT_FALSE(kv.count("options"));           // libpq takes PGOPTIONS
 }
 
 TEST_F(ConnInfoTest, UnparsableDsnThrowsWithoutThePassword) {
