@@ -99,6 +99,14 @@ ConnInfo make_conninfo(const std::string& dsn, const ConnDefaults& defaults) {
     if (!set.count("application_name") && std::getenv("PGAPPNAME") == nullptr) {
         set["application_name"] = defaults.application_name;
     }
+    // Several hosts (a primary and its standbys): only the one that takes
+    // writes will do, so that a promotion is followed (docs/ha.md).
+    const bool several_hosts = (set.count("host") && set["host"].find(',') != std::string::npos) ||
+                               (set.count("hostaddr") && set["hostaddr"].find(',') != std::string::npos);
+    if (several_hosts && !set.count("target_session_attrs") &&
+        std::getenv("PGTARGETSESSIONATTRS") == nullptr) {
+        set["target_session_attrs"] = "read-write";
+    }
     ConnInfo info;
     for (const auto& [k, v] : set) {
         if (!info.conninfo.empty()) info.conninfo += ' ';

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 
 #include <climits>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -43,9 +44,12 @@ long long now_ns() { return steady_ns(); }
 
 class Node {
 public:
-    Node(int index, std::string mode, std::string table, std::string dir)
+    // `ha_ports`: "p1,p2", the nodes of scripts/with-postgres-ha (the node
+    // connects to whichever is primary); empty: the server, through a proxy.
+    Node(int index, std::string mode, std::string table, std::string dir, std::string ha_ports = {})
         : index_(index), mode_(std::move(mode)), table_(std::move(table)), dir_(std::move(dir)),
-          proxy_(server_port()) {
+          ha_ports_(std::move(ha_ports)),
+          proxy_(ha_ports_.empty() ? std::make_unique<TcpProxy>(server_port()) : nullptr) {
         file_ = dir_ + "/node-" + std::to_string(index) + ".log";
     }
     // A node left running (the test failed early) would keep ctest waiting.
@@ -57,19 +61,25 @@ public:
     int index() const { return index_; }
     bool raw_lock() const { return mode_ == "lock"; }
     std::string identity() const { return "node-" + std::to_string(index_); }
-    TcpProxy& proxy() { return proxy_; }
+    TcpProxy& proxy() { return *proxy_; }
     void spawn() {
         std::vector<std::string> env_strings;
         for (char** e = environ; *e; ++e) {
             const std::string s(*e);
             if (s.rfind("PGAPPNAME=", 0) != 0 && s.rfind("PGHOST=", 0) != 0 &&
-                s.rfind("PGPORT=", 0) != 0) {
+                s.rfind("PGPORT=", 0) != 0 && s.rfind("PGTARGETSESSIONATTRS=", 0) != 0) {
                 env_strings.push_back(s);
             }
         }
         env_strings.push_back("PGAPPNAME=" + identity());
-        env_strings.push_back("PGHOST=127.0.0.1");
-        env_strings.push_back("PGPORT=" + std::to_string(proxy_.port()));
+        if (proxy_) {
+            env_strings.push_back("PGHOST=127.0.0.1");
+            env_strings.push_back("PGPORT=" + std::to_string(proxy_->port()));
+        } else {
+            env_strings.push_back("PGHOST=127.0.0.1,127.0.0.1");
+            env_strings.push_back("PGPORT=" + ha_ports_);
+            env_strings.push_back("PGTARGETSESSIONATTRS=read-write");
+        }
         std::vector<char*> envp;
         for (auto& s : env_strings) envp.push_back(s.data());
         envp.push_back(nullptr);
@@ -170,7 +180,8 @@ private:
     std::string dir_;
     std::string file_;
     std::vector<std::string> belief_files_;
-    TcpProxy proxy_;  // this node's way to the server (one-way faults)
+    std::string ha_ports_;
+    std::unique_ptr<TcpProxy> proxy_;  // this node's way to the server (one-way faults); none with HA
     pid_t pid_ = -1;
     bool alive_ = false;
     bool stopped_ = false;
@@ -183,82 +194,127 @@ void pg_ctl(const std::string& args) {
     ASSERT_EQ(std::system((std::string(ctl) + " " + args + " >/dev/null 2>&1").c_str()), 0);
 }
 
-TEST(SplitBrain, FiveCandidatesUnderFaultsNeverOverlap) {
-    const std::string table = unique_table("sb");
-    LockClient(dsn(), options_for(table)).create_table();
-    char dir_template[] = "/tmp/pgelect-splitbrain.XXXXXX";
-    const std::string dir = mkdtemp(dir_template);
-    std::vector<std::unique_ptr<Node>> nodes;
-    for (int i = 0; i < 5; ++i) {
-        nodes.push_back(std::make_unique<Node>(i, i == 4 ? "lock" : "elector", table, dir));
-        nodes.back()->spawn();
+// Liveness, generously for a loaded machine: a lease, a retry and 4 s after
+// the fault is healed (plus the stop callback's sleep if one hangs).  With a
+// load average of 20 on 2 cores, 4 s after a SIGKILL and after a resign have
+// been seen.  A term that begins during the recovery and is lost to the load
+// (renewals unanswered for seconds) is a disruption of its own: the bound then
+// runs from its end (judged from the nodes' records), and the whole recovery
+// may take at most twice the bound.
+constexpr auto kBaseBound = kLease + kRetry + 4s;
+
+// Five nodes campaigning for one group of `table`, the faults injected so
+// far, and the verdict over their records.
+class Campaign {
+public:
+    // `dsn`: where the leader checks go; `ha_ports` as for Node.
+    Campaign(std::string table, std::string dsn, std::string ha_ports = {})
+        : table_(std::move(table)), dsn_(std::move(dsn)) {
+        char dir_template[] = "/tmp/pgelect-splitbrain.XXXXXX";
+        dir_ = mkdtemp(dir_template);
+        for (int i = 0; i < 5; ++i) {
+            nodes_.push_back(std::make_unique<Node>(i, i == 4 ? "lock" : "elector", table_, dir_, ha_ports));
+            nodes_.back()->spawn();
+        }
     }
-    const std::string quoted = "\"" + table + "\"";
-    const std::string where = " WHERE name = 'checked'";
-    // One connection for the frequent leader checks (reopened after a
-    // fault): a new one every 20 ms would fork a server process each time,
-    // a load of its own on a 2-core machine.
-    std::unique_ptr<pqxx::connection> watcher;
-    auto current_leader = [&]() -> Node* {
+    std::vector<std::unique_ptr<Node>>& nodes() { return nodes_; }
+    std::map<std::string, int>& faults() { return faults_; }
+
+    // The node the row names, renewed within a renew deadline (server time),
+    // if it is running and believes it leads.  A holder whose lease ran out
+    // while it was stopped may not have reported its loss yet, and is not the
+    // leader to inject the next fault into (a SIGKILL would end its reported
+    // term only then).
+    Node* current_leader() {
         std::string owner;
         try {
-            if (!watcher || !watcher->is_open()) watcher = std::make_unique<pqxx::connection>(dsn());
-            pqxx::nontransaction tx(*watcher);
-            // Renewed within a renew deadline (server time): a holder whose
-            // lease ran out while it was stopped may not have reported its
-            // loss yet, and is not the leader to inject the next fault into
-            // (a SIGKILL would end its reported term only then).
-            auto r = tx.exec("SELECT owner FROM " + quoted + where +
-                             " AND record_version_number IS NOT NULL AND renewed_at > now() - interval '" +
-                             std::to_string(std::chrono::milliseconds(kRenewDeadline).count()) +
-                             " milliseconds'");
+            // One connection for the frequent checks (reopened after a
+            // fault): a new one every 20 ms would fork a server process each
+            // time, a load of its own on a 2-core machine.
+            if (!watcher_ || !watcher_->is_open()) watcher_ = std::make_unique<pqxx::connection>(dsn_);
+            pqxx::nontransaction tx(*watcher_);
+            // exec_params: a plain exec() on a connection a fault broke makes
+            // libpqxx 6.4 leak its result (tests/sanitizers/lsan.supp).
+            auto r = tx.exec_params("SELECT owner FROM \"" + table_ +
+                                        "\" WHERE name = 'checked' AND record_version_number IS NOT NULL"
+                                        " AND renewed_at > now() - make_interval(secs => $1::float8)",
+                                    std::chrono::duration<double>(kRenewDeadline).count());
             if (r.empty()) return nullptr;
             owner = r[0][0].as<std::string>();
         } catch (const std::exception&) {
-            watcher.reset();
+            watcher_.reset();
             return nullptr;
         }
-        for (auto& n : nodes) {
+        for (auto& n : nodes_) {
             if (n->identity() == owner && n->usable() && n->believes_leader()) return n.get();
         }
         return nullptr;
-    };
-    // Liveness, generously for a loaded machine: a lease, a retry and 4 s
-    // after the fault is healed (plus the stop callback's sleep if one hangs).
-    // With a load average of 20 on 2 cores, 4 s after a SIGKILL and after a
-    // resign have been seen.  A term that begins during the recovery and is
-    // lost to the load (renewals unanswered for seconds) is a disruption of
-    // its own: the bound then runs from its end (judged below, from the
-    // nodes' records), and the whole recovery may take at most twice the bound.
-    const auto base_bound = kLease + kRetry + 4s;
-    std::map<std::string, int> faults;
-    struct Recovery {
-        std::string fault;
-        long long healed;
-        long long found;  // -1: no leader came back
-        std::chrono::milliseconds bound;
-    };
-    std::vector<Recovery> recoveries;
-    auto await_leader = [&](const std::string& fault, Clock::time_point healed,
-                            std::chrono::milliseconds bound) {
+    }
+    // Closes the leader-check connection (before a fault that breaks it).
+    void close_watcher() { watcher_.reset(); }
+
+    // Waits (up to twice `bound` and 2 s) for a leader after `fault` was
+    // healed; how long it took is judged at the end.
+    Node* await_leader(const std::string& fault, Clock::time_point healed, std::chrono::milliseconds bound) {
         Node* leader = nullptr;
         while (!(leader = current_leader()) && Clock::now() - healed < 2 * bound + 2s) {
             std::this_thread::sleep_for(20ms);
         }
         const long long healed_ns =
             std::chrono::duration_cast<std::chrono::nanoseconds>(healed.time_since_epoch()).count();
-        recoveries.push_back({fault, healed_ns, leader ? now_ns() : -1, bound});
+        recoveries_.push_back({fault, healed_ns, leader ? now_ns() : -1, bound});
         EXPECT_NE(leader, nullptr) << "no leader after " << fault;
-        ++faults[fault];
+        ++faults_[fault];
         return leader;
+    }
+
+    std::vector<HandFree>& frees() { return frees_; }
+
+    // Stops the nodes and judges their records: no two believers at any
+    // sampled instant, no overlapping reported terms, increasing tokens, every
+    // recovery within its bound.  With `all_apis`, every belief API must have
+    // been seen saying "leader".  Prints one summary line.
+    void judge(const char* name, bool all_apis);
+
+private:
+    struct Recovery {
+        std::string fault;
+        long long healed;
+        long long found;  // -1: no leader came back
+        std::chrono::milliseconds bound;
     };
+
+    std::string table_;
+    std::string dsn_;
+    std::string dir_;
+    std::vector<std::unique_ptr<Node>> nodes_;
+    std::unique_ptr<pqxx::connection> watcher_;
+    std::map<std::string, int> faults_;
+    std::vector<Recovery> recoveries_;
+    std::vector<HandFree> frees_;
+};
+
+TEST(SplitBrain, FiveCandidatesUnderFaultsNeverOverlap) {
+    const std::string table = unique_table("sb");
+    LockClient(dsn(), options_for(table)).create_table();
+    Campaign campaign(table, dsn());
+    auto& nodes = campaign.nodes();
+    auto& faults = campaign.faults();
+    auto& frees = campaign.frees();
+    const std::string quoted = "\"" + table + "\"";
+    const std::string where = " WHERE name = 'checked'";
+    auto current_leader = [&] { return campaign.current_leader(); };
+    auto await_leader = [&](const std::string& fault, Clock::time_point healed,
+                            std::chrono::milliseconds bound) {
+        return campaign.await_leader(fault, healed, bound);
+    };
+    const auto base_bound = kBaseBound;
 
     Node* leader = nullptr;
     const auto first = Clock::now();
     while (!(leader = current_leader()) && Clock::now() - first < 10s) std::this_thread::sleep_for(20ms);
     ASSERT_NE(leader, nullptr) << "no leader at start";
 
-    std::vector<HandFree> frees;
     std::vector<std::string> kinds{"sigkill",           "one_way",   "sigstop",  "row_freed",
                                    "terminate_backend", "slow_stop_callback",    "restart",
                                    "row_taken",         "row_lock",  "resign"};
@@ -306,7 +362,7 @@ TEST(SplitBrain, FiveCandidatesUnderFaultsNeverOverlap) {
             // Closed first: a statement on a connection the restart broke
             // makes libpqxx 6.4 leak its PGresult (tests/sanitizers/lsan.supp;
             // exec() of a plain query is not an exported symbol to suppress).
-            watcher.reset();
+            campaign.close_watcher();
             pg_ctl("restart fast");
             healed = Clock::now();
         } else if (kind == "row_lock") {
@@ -355,6 +411,123 @@ TEST(SplitBrain, FiveCandidatesUnderFaultsNeverOverlap) {
         await_leader(kind, healed, bound);
         std::this_thread::sleep_for(500ms);  // let the new term settle
     }
+    campaign.judge("split-brain checker", true);
+    int injected = 0;
+    for (auto& [k, n] : faults) injected += k == "settling" ? 0 : n;
+    EXPECT_GE(injected, static_cast<int>(kinds.size())) << "not every fault was injected";
+}
+
+// Runs `ha-ctl ARGS` (scripts/with-postgres-ha) and returns its output.
+std::string ha_ctl(const std::string& args) {
+    const char* ctl = std::getenv("PGELECT_HA_CTL");
+    EXPECT_NE(ctl, nullptr) << "run through scripts/with-postgres-ha";
+    if (ctl == nullptr) return "";
+    std::string out;
+    FILE* p = ::popen((std::string(ctl) + " " + args + " 2>&1").c_str(), "r");
+    if (p == nullptr) return out;
+    char buf[256];
+    while (std::fgets(buf, sizeof buf, p) != nullptr) out += buf;
+    EXPECT_EQ(::pclose(p), 0) << "ha-ctl " << args << ": " << out;
+    while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+    return out;
+}
+
+// The same five candidates on a primary and an asynchronous standby
+// (scripts/with-postgres-ha), reaching whichever is primary through a
+// multi-host connection string.  Each round: WAL shipping stalled while the
+// leader renews (and candidates try) on the primary, the primary crashed, the
+// standby promoted, a leader awaited, the old primary rebuilt as a standby.
+// Writes acknowledged by the old primary are lost each time; still no two
+// nodes may believe at once and tokens must increase (epoch tokens, the
+// failover quarantine).  Run by ctest as SplitBrain.Failover (label ha).
+TEST(HaSplitBrain, FailoversNeverOverlap) {
+    const char* ha_dsn = std::getenv("PGELECT_HA_DSN");
+    ASSERT_NE(ha_dsn, nullptr) << "run through scripts/with-postgres-ha";
+    // Leases three times longer (12 s, renew deadline 9 s), for the nodes too:
+    // a lost acquisition's holder then still believes when the promoted
+    // server takes writes (without the quarantine, 8 rounds showed no overlap
+    // with 4 s leases: the holder's deadline passed first).
+    ::setenv("PGELECT_SPLITBRAIN_SCALE", "3", 1);
+    const int scale = timing_scale();
+    const std::string table = unique_table("sbha");
+    LockClient(ha_dsn, options_for(table)).create_table();
+    Campaign campaign(table, ha_dsn, ha_ctl("port 1") + "," + ha_ctl("port 2"));
+    int rounds = 10;
+    if (const char* r = std::getenv("PGELECT_SPLITBRAIN_FAILOVERS"); r && *r) rounds = std::atoi(r);
+    // After a promotion: the quarantine (a lease from the new timeline's first
+    // use), the old holder's renew deadline, a lease of unchanged row for the
+    // takeover, a retry, and the slack of the other checks.
+    const auto bound = scale * (2 * kLease + kRenewDeadline) + kRetry + 4s;
+    const auto settle_bound = scale * kLease + kRetry + 4s;
+    ASSERT_NE(campaign.await_leader("settling", Clock::now(), settle_bound), nullptr);
+    // Four kinds of round:
+    // - renewals_lost: WAL stalled while the leader renews;
+    // - handoff_lost: WAL stalled, the leader resigns, a successor acquires
+    //   on the old primary (the promoted server still shows the old term);
+    // - acquisition_lost: the leader's release reaches the standby, then
+    //   (WAL stalled) a successor acquires the free row on the old primary:
+    //   the promoted server shows the row free while the successor believes,
+    //   which only the failover quarantine keeps apart;
+    // - handoff_racing_crash: the leader resigns and the primary is killed
+    //   at once, racing the release and the acquisition against shipping.
+    const char* kinds[] = {"renewals_lost", "acquisition_lost", "handoff_lost", "handoff_racing_crash"};
+    auto row_free = [&] {
+        try {
+            pqxx::connection c(ha_dsn);
+            pqxx::nontransaction tx(c);
+            return !tx.exec_params("SELECT 1 FROM \"" + table +
+                                   "\" WHERE name = 'checked' AND record_version_number IS NULL")
+                        .empty();
+        } catch (const std::exception&) {
+            return false;
+        }
+    };
+    for (int round = 0; round < rounds; ++round) {
+        Node* leader = campaign.await_leader("settling", Clock::now(), settle_bound);
+        if (!leader) break;
+        const std::string kind = kinds[round % 4];
+        const std::string primary = ha_ctl("primary");
+        const std::string standby = primary == "1" ? "2" : "1";
+        ha_ctl("wait-caught-up");
+        if (kind == "handoff_racing_crash") {
+            leader->signal(SIGUSR1);  // resign
+            std::this_thread::sleep_for(std::chrono::milliseconds(round * 7 % 40));
+        } else if (kind == "acquisition_lost") {
+            // The others held back while the leader releases; then the
+            // leader too, the release shipped, WAL stalled, and all let go.
+            for (auto& n : campaign.nodes())
+                if (n.get() != leader) n->signal(SIGSTOP);
+            leader->signal(SIGUSR1);
+            eventually(row_free, 5s, 5ms);
+            leader->signal(SIGSTOP);
+            ha_ctl("wait-caught-up");
+            ha_ctl("stall");
+            for (auto& n : campaign.nodes()) n->signal(SIGCONT);
+            std::this_thread::sleep_for(kHeartbeat * 3);  // an acquisition the standby never gets
+        } else {
+            ha_ctl("stall");
+            if (kind == "handoff_lost") leader->signal(SIGUSR1);
+            std::this_thread::sleep_for(kHeartbeat * 3);  // writes the standby never gets
+        }
+        campaign.close_watcher();
+        ha_ctl("kill " + primary);
+        ha_ctl("resume");
+        ha_ctl("promote " + standby);
+        campaign.await_leader(kind, Clock::now(), bound);
+        ha_ctl("rebuild " + primary);
+    }
+    campaign.judge("split-brain checker across failovers", false);
+    int failovers = 0;
+    for (const char* k : kinds) failovers += campaign.faults()[k];
+    EXPECT_EQ(failovers, rounds);
+}
+
+void Campaign::judge(const char* name, bool all_apis) {
+    auto& nodes = nodes_;
+    auto& frees = frees_;
+    auto& faults = faults_;
+    auto& recoveries = recoveries_;
+    const std::string& dir = dir_;
     for (auto& n : nodes) n->terminate();
 
     // Every term the nodes reported, and every sampled belief, on the shared monotonic clock.
@@ -406,7 +579,11 @@ TEST(SplitBrain, FiveCandidatesUnderFaultsNeverOverlap) {
         samples += b.run.samples;
     }
     // A sampler that never saw a leader would make the check below vacuous.
-    EXPECT_EQ(apis_seen, (1u << kApiCount) - 1) << "not every belief API was seen saying leader";
+    if (all_apis) {
+        EXPECT_EQ(apis_seen, (1u << kApiCount) - 1) << "not every belief API was seen saying leader";
+    } else {
+        EXPECT_NE(apis_seen, 0u) << "no belief API was seen saying leader";
+    }
 
     int after_free = 0;
     auto judge = [&](const std::vector<Overlap>& found, const char* what) {
@@ -462,19 +639,15 @@ TEST(SplitBrain, FiveCandidatesUnderFaultsNeverOverlap) {
         total_faults += n;
         summary << " " << k << "=" << n;
     }
-    std::cout << "split-brain checker: " << total_faults << " faults (" << summary.str() << " ), "
+    std::cout << name << ": " << total_faults << " faults (" << summary.str() << " ), "
               << terms.size() << " reported terms, " << beliefs.size() << " belief runs ("
               << samples << " leader samples), " << belief_strict << " belief overlaps, "
               << reported_strict << " reported-term overlaps, " << late_tokens
               << " late stop tokens (worst " << worst_stale_rounds << " rounds), " << after_free
               << " overlaps after a hand-freed row, worst leaderless gap " << worst_gap / 1000000
-              << " ms, worst recovery after a fault " << worst_recovery.count() << " ms (bound "
-              << base_bound.count() << " ms, +"
-              << std::chrono::duration_cast<std::chrono::milliseconds>(kSlowStopCallback).count()
-              << " ms with a slow stop callback)\n";
+              << " ms, worst recovery after a fault " << worst_recovery.count() << " ms\n";
     EXPECT_EQ(belief_strict, 0);
     EXPECT_EQ(reported_strict, 0);
-    EXPECT_GE(total_faults, static_cast<int>(kinds.size())) << "not every fault was injected";
     if (::testing::Test::HasFailure()) {
         std::cout << "the nodes' records are kept in " << dir << "\n";
     } else {

@@ -134,7 +134,8 @@ void sample_until(const std::atomic<bool>& done, sb::BeliefWriter& log,
 pgelect::LockClientOptions client_options(const char* table) {
     pgelect::LockClientOptions o;
     o.table = table;
-    o.timing = {.lease_duration = sb::kLease, .renew_deadline = sb::kRenewDeadline,
+    o.timing = {.lease_duration = sb::kLease * sb::timing_scale(),
+                .renew_deadline = sb::kRenewDeadline * sb::timing_scale(),
                 .heartbeat_interval = sb::kHeartbeat, .retry_interval = sb::kRetry};
     o.statement_timeout = sb::kStatementTimeout;
     // libpq's connect_timeout: on a loaded machine a new connection through

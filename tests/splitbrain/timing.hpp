@@ -8,6 +8,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdlib>
 
 namespace pgelect::test::splitbrain {
 
@@ -24,5 +25,15 @@ inline constexpr auto kSlowStopCallback = 3s;
 // How long a fault that holds something back (SIGSTOP, held replies, a row
 // lock) lasts: longer than a lease, so a successor can take over meanwhile.
 inline constexpr auto kHeldFault = kLease + kLease / 2;
+
+// PGELECT_SPLITBRAIN_SCALE=N: leases and renew deadlines N times longer (the
+// failover checker: a holder whose acquisition was lost with the old primary
+// must still believe when the promoted server is up, so that only the
+// failover quarantine keeps the two apart).  Read by the nodes and the test.
+inline int timing_scale() {
+    const char* s = std::getenv("PGELECT_SPLITBRAIN_SCALE");
+    const int n = s ? std::atoi(s) : 1;
+    return n >= 1 ? n : 1;
+}
 
 }  // namespace pgelect::test::splitbrain

@@ -171,6 +171,19 @@ TEST_F(ConnInfoTest, UserOptionsArePassedOnAndTheStatementTimeoutKeptApart) {
     EXPECT_EQ(info.statement_timeout, 2500ms);
 }
 
+TEST_F(ConnInfoTest, SeveralHostsOnlyTakeTheWritableOne) {
+    EXPECT_EQ(parse_kv(make_conninfo("host=db1,db2 port=5432,5433", defaults()).conninfo)
+                  .at("target_session_attrs"),
+              "read-write");
+    EXPECT_EQ(parse_kv(make_conninfo("postgresql://db1:5432,db2:5433/app", defaults()).conninfo)
+                  .at("target_session_attrs"),
+              "read-write");
+    EXPECT_FALSE(parse_kv(make_conninfo("host=db1", defaults()).conninfo).count("target_session_attrs"));
+    EXPECT_EQ(parse_kv(make_conninfo("host=db1,db2 target_session_attrs=any", defaults()).conninfo)
+                  .at("target_session_attrs"),
+              "any");
+}
+
 TEST_F(ConnInfoTest, ConnectTimeoutIsRoundedUpToWholeSeconds) {
     ConnDefaults d = defaults();
     d.connect_timeout = 2500ms;
