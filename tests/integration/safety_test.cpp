@@ -513,8 +513,27 @@ TEST_F(SafetyTest, RenewalBlockedByAFencedTransactionDoesNotDelayTheSuccessor) {
     auto successor_client = std::make_unique<LockClient>(dsn(), patient);
     Lock held = holder_client->acquire("g");
     const auto token = held.fencing_token();
-    auto successor = std::async(std::launch::async, [&] { return successor_client->acquire("g"); });
+    // What the successor read while it waited (printed if it waited too long).
+    std::mutex seen_mu;
+    std::vector<std::pair<Clock::time_point, std::string>> seen;
+    AcquireOptions watching;
+    watching.observer = [&](const LockObservation& o) {
+        std::lock_guard lk(seen_mu);
+        seen.emplace_back(Clock::now(), !o.exists ? std::string("no row")
+                                        : o.held  ? "held by " + o.owner + " token " +
+                                                       std::to_string(o.fencing_token.value_or(-1)) +
+                                                       " rvn " + std::to_string(row_rvn("g"))
+                                                  : "free");
+    };
+    auto successor = std::async(std::launch::async, [&] { return successor_client->acquire("g", watching); });
     ASSERT_TRUE(eventually([&] { return row_owner("g") == holder_client->owner(); }));
+    // The successor has read the row: its first attempt did not queue behind
+    // the transaction below (an attempt on a held row waits for its row lock,
+    // and a row first read after the commit is trusted for a whole lease).
+    ASSERT_TRUE(eventually([&] {
+        std::lock_guard lk(seen_mu);
+        return !seen.empty();
+    }));
     Clock::time_point committed;
     {
         // A fenced write of the holder's term (what check_fencing does), held
@@ -531,8 +550,20 @@ TEST_F(SafetyTest, RenewalBlockedByAFencedTransactionDoesNotDelayTheSuccessor) {
     }
     ASSERT_EQ(successor.wait_for(10s), std::future_status::ready);
     Lock next = successor.get();
-    EXPECT_LT(Clock::now() - committed, t.lease_duration / 2)
+    const auto waited = Clock::now() - committed;
+    EXPECT_LT(waited, t.lease_duration / 2)
         << "a renewal queued behind the transaction refreshed a term nobody holds";
+    if (waited >= t.lease_duration / 2) {
+        std::lock_guard lk(seen_mu);
+        std::string last;
+        for (const auto& [at, what] : seen) {
+            if (what == last) continue;
+            last = what;
+            std::cout << "  successor read " << what << " at "
+                      << std::chrono::duration_cast<std::chrono::milliseconds>(at - committed).count()
+                      << " ms from the commit\n";
+        }
+    }
     EXPECT_GT(next.fencing_token(), token);
 }
 
