@@ -20,7 +20,7 @@ ClientCore::ClientCore(std::shared_ptr<LockStore> store, std::shared_ptr<Clock> 
                },
                [this](const std::shared_ptr<LockState>& s, LossCause cause,
                       const std::string& reason) { lose_in_background(s, cause, reason); },
-               clock_) {
+               clock_, [this] { store_->warm_renewal(); }) {
     LockStore::Listeners listeners;
     listeners.notification = [this](const std::string& payload) { on_notification(payload); };
     listeners.reconnected = [this] { board_.wake_all(); };

@@ -356,6 +356,12 @@ void PgStore::ensure_listening(std::chrono::milliseconds wait) {
 
 void PgStore::stop_listening() { listener_.stop(); }
 
+void PgStore::warm_renewal() {
+    // Borrowed and given back: connects (and sets the session up) only if
+    // no renewal connection is open.
+    auto conn = renew_pool_.borrow("open the renewal connection of table " + table_.display());
+}
+
 void PgStore::close_idle() {
     pool_.clear_idle();
     renew_pool_.clear_idle();

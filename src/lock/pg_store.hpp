@@ -49,6 +49,7 @@ public:
     void ensure_listening(std::chrono::milliseconds wait) override;
     void stop_listening() override;
     void close_idle() override;
+    void warm_renewal() override;
 
 private:
     std::string context(const char* operation, const std::string& name) const {

@@ -10,8 +10,12 @@ namespace pgelect::detail {
 
 using TimePoint = BootClock::time_point;
 
-Renewer::Renewer(RenewFn renew, LostFn on_lost, std::shared_ptr<Clock> clock)
-    : renew_(std::move(renew)), on_lost_(std::move(on_lost)), clock_(std::move(clock)) {}
+Renewer::Renewer(RenewFn renew, LostFn on_lost, std::shared_ptr<Clock> clock,
+                 std::function<void()> warm)
+    : renew_(std::move(renew)),
+      on_lost_(std::move(on_lost)),
+      clock_(std::move(clock)),
+      warm_(std::move(warm)) {}
 
 Renewer::~Renewer() { stop(); }
 
@@ -33,6 +37,10 @@ void Renewer::add(std::shared_ptr<LockState> state) {
             wake_deadline = state->valid_until < deadline_wakes_at_;
         }
         held_[state.get()] = std::move(state);
+        if (warm_) {
+            warm_pending_ = true;
+            wake_renewal = true;
+        }
         start_threads_locked();
     }
     if (wake_renewal) renew_cv_.notify_one();
@@ -71,6 +79,16 @@ void Renewer::stop() {
 void Renewer::renew_loop() {
     std::unique_lock lk(mu_);
     while (!stopping_) {
+        if (warm_pending_) {
+            warm_pending_ = false;
+            lk.unlock();
+            try {
+                warm_();
+            } catch (...) {
+            }
+            lk.lock();
+            continue;
+        }
         auto next = TimePoint::max();
         for (const auto& [_, s] : held_) {
             if (!s->automatic_renewal()) continue;

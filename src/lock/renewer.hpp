@@ -31,7 +31,13 @@ using LostFn = std::function<void(const std::shared_ptr<LockState>&, LossCause c
 class Renewer {
 public:
     // Both threads read and wait on `clock`.
-    Renewer(RenewFn renew, LostFn on_lost, std::shared_ptr<Clock> clock = real_clock());
+    // `warm` (optional) runs on the renewal thread soon after each add(), before
+    // the lock's first renewal is due: it opens the renewal connection then,
+    // so that the first renewal does not have to connect (on a loaded machine
+    // a new connection can take longer than a renew deadline).  Its errors
+    // are ignored: the renewal reports them.
+    Renewer(RenewFn renew, LostFn on_lost, std::shared_ptr<Clock> clock = real_clock(),
+            std::function<void()> warm = {});
     ~Renewer();
     Renewer(const Renewer&) = delete;
     Renewer& operator=(const Renewer&) = delete;
@@ -58,6 +64,7 @@ private:
     const RenewFn renew_;
     const LostFn on_lost_;
     const std::shared_ptr<Clock> clock_;
+    const std::function<void()> warm_;
 
     // guarded by mu_
     mutable std::mutex mu_;
@@ -69,6 +76,7 @@ private:
     BootClock::time_point deadline_wakes_at_ = BootClock::time_point::max();
     bool stopping_ = false;
     bool started_ = false;
+    bool warm_pending_ = false;
     std::uint64_t ticks_ = 0;
     std::unordered_map<const LockState*, std::shared_ptr<LockState>> held_;
     std::thread renew_thread_;

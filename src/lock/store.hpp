@@ -137,6 +137,8 @@ public:
     virtual void stop_listening() = 0;
     // Closes idle connections (at shutdown); later calls reconnect.
     virtual void close_idle() = 0;
+    // Opens the renewal connection if it is not open (on the renewal thread).
+    virtual void warm_renewal() {}
 };
 
 }  // namespace pgelect::detail

@@ -10,6 +10,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "lock/lock_state.hpp"
@@ -227,6 +228,53 @@ TEST_F(RenewerTest, RenewsAllHeldLocksInOneStatementPerTick) {
     }));
     EXPECT_TRUE(losses().empty());
     EXPECT_EQ(renewer_->held().size(), 3u);
+}
+
+// The renewal connection is opened right after a lock is added, on the
+// renewal thread, not by its first renewal a heartbeat later.
+TEST(RenewerWarmTest, TheRenewalConnectionIsOpenedBeforeTheFirstRenewal) {
+    std::mutex mu;
+    std::vector<std::string> events;
+    auto record = [&](const std::string& e) {
+        std::lock_guard lk(mu);
+        events.push_back(e);
+    };
+    Renewer renewer(
+        [&](const std::vector<RenewItem>& items) {
+            record("renew");
+            std::vector<Renewed> out;
+            for (const auto& i : items) out.push_back({i.name, i.fencing_token, 7});
+            return out;
+        },
+        [](const std::shared_ptr<LockState>&, pgelect::LossCause, const std::string&) {},
+        pgelect::detail::real_clock(), [&] { record("warm"); });
+    auto s = std::make_shared<LockState>("w", "owner-1", timing(10000ms, 8000ms, 2000ms), false);
+    const auto added = Clock::now();
+    {
+        std::lock_guard lk(s->mu);
+        s->fencing_token = 1;
+        s->valid_until = added + 8000ms;
+        s->next_renewal = added + 2000ms;
+    }
+    renewer.add(s);
+    auto count = [&] {
+        std::lock_guard lk(mu);
+        return events.size();
+    };
+    auto wait_for = [&](std::size_t n, std::chrono::milliseconds limit) {
+        const auto until = Clock::now() + limit;
+        while (count() < n && Clock::now() < until) std::this_thread::sleep_for(1ms);
+        return count() >= n;
+    };
+    ASSERT_TRUE(wait_for(1, 5000ms));
+    EXPECT_LT(Clock::now() - added, 1500ms) << "warmed only with the first renewal (due after 2 s)";
+    ASSERT_TRUE(wait_for(2, 5000ms));
+    {
+        std::lock_guard lk(mu);
+        EXPECT_EQ(events[0], "warm");
+        EXPECT_EQ(events[1], "renew");
+    }
+    renewer.stop();
 }
 
 TEST_F(RenewerTest, HealthyLockOutlivesItsInitialDeadline) {
