@@ -92,6 +92,7 @@ void Listener::run() {
             pqxx::quiet_errorhandler quiet(*conn);
             SocketRegistration registration(*this, conn->sock());
             if (registration.stopping()) break;
+            ConnectionPool::set_up_session(*conn, info_);
             Receiver receiver(*conn, channel_of_(*conn), on_notify_);  // sends LISTEN
             listening_ = true;
             {

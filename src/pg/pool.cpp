@@ -105,18 +105,7 @@ ConnectionPool::~ConnectionPool() = default;
 std::unique_ptr<pqxx::connection> ConnectionPool::connect(const ConnInfo& info,
                                                           const std::string& context) {
     try {
-        auto conn = std::make_unique<pqxx::connection>(info.conninfo);
-        if (info.statement_timeout.count() > 0) {
-            // One statement, not startup `options`: PgBouncer refuses those
-            // (or, told to ignore them, drops them without a word).  Only
-            // warnings and worse are sent: a warning during a write then
-            // always means its outcome is unknown (see WarningLog).
-            pqxx::nontransaction tx(*conn);
-            tx.exec_params("SELECT set_config('statement_timeout', $1, false),"
-                           " set_config('client_min_messages', 'warning', false)",
-                           std::to_string(info.statement_timeout.count()));
-        }
-        return conn;
+        return std::make_unique<pqxx::connection>(info.conninfo);
     } catch (const std::exception& e) {
         const std::string msg = redact_dsn(trimmed(e.what()));
         if (msg.find("unsupported startup parameter") != std::string::npos) {
@@ -132,6 +121,18 @@ std::unique_ptr<pqxx::connection> ConnectionPool::connect(const ConnInfo& info,
     }
 }
 
+void ConnectionPool::set_up_session(pqxx::connection& conn, const ConnInfo& info) {
+    if (info.statement_timeout.count() == 0) return;
+    // One statement, not startup `options`: PgBouncer refuses those (or, told
+    // to ignore them, drops them without a word).  Only warnings and worse
+    // are sent: a warning during a write then always means its outcome is
+    // unknown (see WarningLog).
+    pqxx::nontransaction tx(conn);
+    tx.exec_params("SELECT set_config('statement_timeout', $1, false),"
+                   " set_config('client_min_messages', 'warning', false)",
+                   std::to_string(info.statement_timeout.count()));
+}
+
 ConnectionPool::Handle ConnectionPool::borrow(const std::string& context) {
     std::unique_lock lk(mu_);
     cv_.wait(lk, [&] { return !idle_.empty() || in_use_ + idle_.size() < size_; });
@@ -142,16 +143,36 @@ ConnectionPool::Handle ConnectionPool::borrow(const std::string& context) {
         return Handle(this, std::move(conn));
     }
     lk.unlock();
+    std::unique_ptr<Pooled> pooled;
     try {
-        auto pooled = std::make_unique<Pooled>();
+        pooled = std::make_unique<Pooled>();
         pooled->conn = connect(info_, context);
         pooled->warnings = std::make_unique<WarningLog>(*pooled->conn);
-        if (setup_) setup_(*pooled->conn);
-        return Handle(this, std::move(pooled));
     } catch (...) {
         give_back(nullptr);
         throw;
     }
+    // The session setup and `setup` run statements: watched like any other,
+    // so that a server that stops answering cannot hold the caller.
+    Handle handle(this, std::move(pooled));
+    try {
+        set_up_session(*handle, info_);
+        if (setup_) setup_(*handle);
+    } catch (const Error&) {
+        handle.discard();
+        throw;
+    } catch (const std::exception& e) {
+        const bool cut_off = handle.cut_off();
+        handle.discard();
+        if (cut_off) {
+            throw UnavailableError(context + ": no answer from PostgreSQL (" + info_.description +
+                                   ") within " + std::to_string(statement_limit_.count()) +
+                                   " ms while setting up a new connection; the connection was closed");
+        }
+        throw UnavailableError(context + ": cannot set up a connection to PostgreSQL (" +
+                               info_.description + "): " + redact_dsn(trimmed(e.what())));
+    }
+    return handle;
 }
 
 void ConnectionPool::give_back(std::unique_ptr<Pooled> conn) {

@@ -95,6 +95,9 @@ public:
     // Opens one connection with the pool's settings (used by the listener too).
     static std::unique_ptr<pqxx::connection> connect(const ConnInfo& info,
                                                      const std::string& context);
+    // The session settings of ConnInfo (one statement; none if it has none).
+    // Runs a statement: call it where a silent server cannot block for ever.
+    static void set_up_session(pqxx::connection& conn, const ConnInfo& info);
 
 private:
     void give_back(std::unique_ptr<Pooled> conn);
