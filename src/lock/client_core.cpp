@@ -43,7 +43,10 @@ std::string ClientCore::context(const char* operation, const std::string& name) 
 
 void ClientCore::shutdown() {
     if (shut_down_.exchange(true)) return;
-    renewer_.stop();
+    // No renewal starts any more; one in flight (or the renewal connection
+    // being opened) may run on while the locks are released, so that a
+    // silent server costs one cut-off, not two.
+    renewer_.request_stop();
     bool reachable = true;
     for (const auto& s : renewer_.held()) {
         if (reachable) {
@@ -56,6 +59,7 @@ void ClientCore::shutdown() {
         }
         lose(s, LossCause::client_closed, "the lock client was destroyed");
     }
+    renewer_.stop();
     dispatcher_.stop();  // pending callbacks and best-effort releases finish first
     store_->stop_listening();
     hooks_ = Hooks{};

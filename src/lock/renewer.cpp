@@ -65,13 +65,17 @@ std::uint64_t Renewer::ticks() const {
     return ticks_;
 }
 
-void Renewer::stop() {
+void Renewer::request_stop() {
     {
         std::lock_guard lk(mu_);
         stopping_ = true;
     }
     renew_cv_.notify_all();
     deadline_cv_.notify_all();
+}
+
+void Renewer::stop() {
+    request_stop();
     if (renew_thread_.joinable()) renew_thread_.join();
     if (deadline_thread_.joinable()) deadline_thread_.join();
 }

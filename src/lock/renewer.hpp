@@ -48,7 +48,10 @@ public:
     std::vector<std::shared_ptr<LockState>> held() const;
     // Renewal statements run so far (for tests and metrics).
     std::uint64_t ticks() const;
-    // Stops and joins both threads; held locks stay registered.
+    // Asks both threads to finish (no new renewal starts) without waiting.
+    void request_stop();
+    // Stops and joins both threads (a statement in flight finishes first);
+    // held locks stay registered.
     void stop();
 
 private:
