@@ -76,6 +76,10 @@ TEST_F(ElectorTest, SingleCandidateBecomesLeaderAndAdvertises) {
     Recorder rec(*e);
     e->start();
     ASSERT_TRUE(e->wait_for_leadership(5s));
+    // is_leader() may turn true a moment before become_leader is emitted
+    // (docs/elector.md); a stop() in that moment would rightly give the term
+    // back unannounced.
+    ASSERT_TRUE(eventually([&] { return rec.count('B') == 1; }));
     EXPECT_TRUE(e->is_leader());
     EXPECT_TRUE(e->healthy());
     auto leader = e->leader();
@@ -110,6 +114,7 @@ TEST_F(ElectorTest, StopHandsOverAtOnceAndFollowersObserveTheNewLeader) {
     Recorder ra(*a), rb(*b), rf(*f);
     a->start();
     ASSERT_TRUE(a->wait_for_leadership(5s));
+    ASSERT_TRUE(eventually([&] { return ra.count('B') == 1; }));  // announced before it ends
     b->start();
     f->start();
     // Followers see a as the leader.
@@ -149,6 +154,7 @@ TEST_F(ElectorTest, ResignGivesLeadershipAwayAndCooldownKeepsOut) {
     Recorder ra(*a), rb(*b);
     a->start();
     ASSERT_TRUE(a->wait_for_leadership(5s));
+    ASSERT_TRUE(eventually([&] { return ra.count('B') == 1; }));  // announced before it ends
     b->start();
     std::this_thread::sleep_for(100ms);  // b is waiting
     const auto start = Clock::now();
