@@ -79,10 +79,18 @@ inline LeaseTiming loaded_timing() {
     return t;
 }
 
+// Options for a client of `table`.  Run through a pooler in transaction mode
+// (PGELECT_TEST_POOLING=transaction, set by the pooler suite's CMake entry),
+// clients use Pooling::transaction and LISTEN on PGELECT_TEST_LISTEN_DSN
+// (the server itself) when it is set.
 inline LockClientOptions options_for(const std::string& table, LeaseTiming timing = fast_timing()) {
     LockClientOptions o;
     o.table = table;
     o.timing = timing;
+    const char* pooling = std::getenv("PGELECT_TEST_POOLING");
+    if (pooling != nullptr && std::string(pooling) == "transaction") o.pooling = Pooling::transaction;
+    const char* listen = std::getenv("PGELECT_TEST_LISTEN_DSN");
+    if (listen != nullptr && *listen != '\0') o.listen_dsn = listen;
     return o;
 }
 
