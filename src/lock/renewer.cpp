@@ -37,7 +37,9 @@ void Renewer::add(std::shared_ptr<LockState> state) {
             wake_deadline = state->valid_until < deadline_wakes_at_;
         }
         held_[state.get()] = std::move(state);
-        if (warm_) {
+        // Only while the renewal connection is not known to work: waking the
+        // renewal thread on every acquisition cost a context switch each.
+        if (warm_ && !connection_works_) {
             warm_pending_ = true;
             wake_renewal = true;
         }
@@ -86,11 +88,14 @@ void Renewer::renew_loop() {
         if (warm_pending_) {
             warm_pending_ = false;
             lk.unlock();
+            bool works = false;
             try {
                 warm_();
+                works = true;
             } catch (...) {
             }
             lk.lock();
+            connection_works_ = works;
             continue;
         }
         auto next = TimePoint::max();
@@ -149,6 +154,10 @@ void Renewer::renew_loop() {
         } catch (...) {
         }
         const auto answered = clock_->now();
+        {
+            std::lock_guard clk(mu_);
+            connection_works_ = known;
+        }
         if (known) {
             // Replies are matched by (name, fencing token): two acquisitions of
             // one name by this client are two different locks.

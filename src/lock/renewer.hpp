@@ -31,11 +31,12 @@ using LostFn = std::function<void(const std::shared_ptr<LockState>&, LossCause c
 class Renewer {
 public:
     // Both threads read and wait on `clock`.
-    // `warm` (optional) runs on the renewal thread soon after each add(), before
+    // `warm` (optional) runs on the renewal thread soon after an add(), before
     // the lock's first renewal is due: it opens the renewal connection then,
     // so that the first renewal does not have to connect (on a loaded machine
-    // a new connection can take longer than a renew deadline).  Its errors
-    // are ignored: the renewal reports them.
+    // a new connection can take longer than a renew deadline).  Not again
+    // while the last warm-up or renewal succeeded.  Its errors are ignored:
+    // the renewal reports them.
     Renewer(RenewFn renew, LostFn on_lost, std::shared_ptr<Clock> clock = real_clock(),
             std::function<void()> warm = {});
     ~Renewer();
@@ -80,6 +81,7 @@ private:
     bool stopping_ = false;
     bool started_ = false;
     bool warm_pending_ = false;
+    bool connection_works_ = false;  // the last warm-up or renewal succeeded
     std::uint64_t ticks_ = 0;
     std::unordered_map<const LockState*, std::shared_ptr<LockState>> held_;
     std::thread renew_thread_;
