@@ -88,9 +88,10 @@ void time_renew_statement(const Config& cfg, const std::string& table, const std
             // $1 names, $2 fencing tokens, $3 owners.
             auto r = tx.exec_prepared(Statements::kRenew, names_arr, tokens_arr, owners_arr);
             const auto e = Clock::now();
-            // Rows with a new version: the locks renewed (the others list every held lock).
+            // Rows with a name and a new version: the locks renewed (the others
+            // list every held lock, and the one without a name the timeline).
             int renewed = 0;
-            for (const auto& row : r) renewed += row[2].is_null() ? 0 : 1;
+            for (const auto& row : r) renewed += row[0].is_null() || row[2].is_null() ? 0 : 1;
             // Rows the library's own tick had locked are skipped, not waited
             // for: such a sample did less work and is not counted.
             if (renewed != n) {
@@ -100,7 +101,9 @@ void time_renew_statement(const Config& cfg, const std::string& table, const std
             samples.push_back(ms_between(s, e));
             for (const auto& row : r) {
                 // name, fencing token, new version (NULL if skipped).
-                if (row[0].as<std::string>() == names[0] && !row[2].is_null()) seen = row[2].as<std::int64_t>();
+                if (!row[0].is_null() && row[0].as<std::string>() == names[0] && !row[2].is_null()) {
+                    seen = row[2].as<std::int64_t>();
+                }
             }
         }
     }
