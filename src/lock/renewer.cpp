@@ -37,9 +37,11 @@ void Renewer::add(std::shared_ptr<LockState> state) {
             wake_deadline = state->valid_until < deadline_wakes_at_;
         }
         held_[state.get()] = std::move(state);
-        // Only while the renewal connection is not known to work: waking the
-        // renewal thread on every acquisition cost a context switch each.
-        if (warm_ && !connection_works_) {
+        // Only while the renewal connection is not known to work (no warm-up
+        // or renewal succeeded in the last second: an idle connection may
+        // have broken unnoticed): waking the renewal thread on every
+        // acquisition cost a context switch each.
+        if (warm_ && !(clock_->now() < works_until_)) {
             warm_pending_ = true;
             wake_renewal = true;
         }
@@ -95,7 +97,7 @@ void Renewer::renew_loop() {
             } catch (...) {
             }
             lk.lock();
-            connection_works_ = works;
+            works_until_ = works ? clock_->now() + kWarmFor : TimePoint::min();
             continue;
         }
         auto next = TimePoint::max();
@@ -156,7 +158,7 @@ void Renewer::renew_loop() {
         const auto answered = clock_->now();
         {
             std::lock_guard clk(mu_);
-            connection_works_ = known;
+            works_until_ = known ? answered + kWarmFor : TimePoint::min();
         }
         if (known) {
             // Replies are matched by (name, fencing token): two acquisitions of

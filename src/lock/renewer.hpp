@@ -35,7 +35,7 @@ public:
     // the lock's first renewal is due: it opens the renewal connection then,
     // so that the first renewal does not have to connect (on a loaded machine
     // a new connection can take longer than a renew deadline).  Not again
-    // while the last warm-up or renewal succeeded.  Its errors are ignored:
+    // within a second of a warm-up or renewal that succeeded.  Its errors are ignored:
     // the renewal reports them.
     Renewer(RenewFn renew, LostFn on_lost, std::shared_ptr<Clock> clock = real_clock(),
             std::function<void()> warm = {});
@@ -81,7 +81,10 @@ private:
     bool stopping_ = false;
     bool started_ = false;
     bool warm_pending_ = false;
-    bool connection_works_ = false;  // the last warm-up or renewal succeeded
+    // Until then the renewal connection is known to work: a warm-up or a
+    // renewal succeeded less than kWarmFor before.
+    BootClock::time_point works_until_ = BootClock::time_point::min();
+    static constexpr std::chrono::seconds kWarmFor{1};
     std::uint64_t ticks_ = 0;
     std::unordered_map<const LockState*, std::shared_ptr<LockState>> held_;
     std::thread renew_thread_;
