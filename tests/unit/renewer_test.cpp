@@ -307,11 +307,6 @@ TEST(RenewerWarmTest, WarmsOnlyWhileTheRenewalConnectionIsNotKnownToWork) {
         renewer.add(s);
         return s;
     };
-    auto eventually = [](auto pred) {
-        const auto until = Clock::now() + 5000ms;
-        while (!pred() && Clock::now() < until) std::this_thread::sleep_for(1ms);
-        return pred();
-    };
     auto a = add("a", 1);
     ASSERT_TRUE(eventually([&] { return warms.load() == 1; }));
     ASSERT_TRUE(eventually([&] { return renewals.load() >= 1; }));
