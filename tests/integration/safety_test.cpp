@@ -78,16 +78,22 @@ protected:
     }
     // See ExpiredLeaseIsNeverRevived... below.
     void expired_lease_leaves_the_renewal_set(const std::function<void(std::unique_ptr<Elector>&)>& end);
-    // A trigger that makes renewals (updates that keep the token and the
-    // holder) of the table fail while it exists; acquisitions and releases pass.
-    void fail_renewals(bool on) {
+    // A trigger that makes writes to the table fail while it exists.
+    enum class Refuse {
+        renewals,    // updates that keep the token and the holder; acquisitions and releases pass
+        all_writes,  // every update: renewals, acquisitions and releases
+    };
+    void fail_renewals(bool on, Refuse what = Refuse::renewals) {
         const std::string fn = "\"" + table_ + "_no_renew\"";
         if (on) {
-            sql("CREATE FUNCTION " + fn +
-                "() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                "IF NEW.record_version_number IS NOT NULL AND OLD.record_version_number IS NOT NULL "
-                "AND NEW.fencing_token = OLD.fencing_token THEN "
-                "RAISE EXCEPTION 'renewals refused by the test'; END IF; RETURN NEW; END $$; "
+            const std::string condition =
+                what == Refuse::all_writes
+                    ? "TRUE"
+                    : "NEW.record_version_number IS NOT NULL AND OLD.record_version_number IS NOT NULL "
+                      "AND NEW.fencing_token = OLD.fencing_token";
+            sql("CREATE FUNCTION " + fn + "() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF " +
+                condition + " THEN RAISE EXCEPTION 'writes refused by the test'; END IF; "
+                "RETURN NEW; END $$; "
                 "CREATE TRIGGER no_renew BEFORE UPDATE ON \"" + table_ +
                 "\" FOR EACH ROW EXECUTE FUNCTION " + fn + "()");
         } else {
@@ -193,20 +199,23 @@ TEST_F(SafetyTest, RenewalOfOneHolderDoesNotKeepAnEarlierHolderOfTheSameNameAliv
 
 // --- Expiry by time is final ------------------------------------------------
 
-// Y's lease expires by time (renewals refused) while X's stop callback keeps
-// a thread busy; then Y's elector is ended with `end` (stopped or destroyed) and
-// renewals work again: nothing may renew Y's row any more, and another
-// candidate leads.
+// Y's lease expires by time (every write refused, so neither the best-effort
+// release nor a new term of Y gets through) while X's stop callback keeps a
+// thread busy; then Y's elector is ended with `end` (stopped or destroyed) and
+// writes work again: nothing may renew Y's row any more, and another candidate
+// leads.
 void SafetyTest::expired_lease_leaves_the_renewal_set(const std::function<void(std::unique_ptr<Elector>&)>& end) {
     LockClient& client = *client_;
     LeaseTiming x_timing = fast_timing();
     x_timing.heartbeat_interval = 100ms;
     x_timing.renew_deadline = 550ms;
+    // Declared before the electors: X's slot uses them until X is destroyed.
+    std::atomic<bool> x_callback_running{false};
+    std::atomic<int> y_terms{0};
+    std::mutex mu;
+    std::vector<std::unique_ptr<std::stop_callback<std::function<void()>>>> callbacks;
     Elector x(client, group("x", "me", x_timing));
     auto y = std::make_unique<Elector>(client, group("y", "me"));
-    std::atomic<bool> x_callback_running{false};
-    std::vector<std::unique_ptr<std::stop_callback<std::function<void()>>>> callbacks;
-    std::mutex mu;
     x.become_leader.connect([&](const Leadership& l) {
         std::lock_guard lk(mu);
         callbacks.push_back(std::make_unique<std::stop_callback<std::function<void()>>>(
@@ -215,18 +224,22 @@ void SafetyTest::expired_lease_leaves_the_renewal_set(const std::function<void(s
                 std::this_thread::sleep_for(3s);
             })));
     });
+    y->become_leader.connect([&](const Leadership&) { ++y_terms; });
     x.start();
     y->start();
     ASSERT_TRUE(x.wait_for_leadership(10s));
     ASSERT_TRUE(y->wait_for_leadership(10s));
-    fail_renewals(true);
+    fail_renewals(true, Refuse::all_writes);
     ASSERT_TRUE(eventually([&] { return !y->is_leader(); }, 5s));
-    EXPECT_TRUE(x_callback_running.load()) << "x's loss (earlier deadline) should be in its callback";
+    EXPECT_TRUE(eventually([&] { return x_callback_running.load(); }, 5s))
+        << "x's loss (earlier deadline) should be in its callback";
+    EXPECT_EQ(y_terms.load(), 1) << "y won a term while every write was refused";
+    const auto rvn = row_rvn("y");
+    ASSERT_NE(rvn, 0) << "y's row was freed while every write was refused";
     end(y);  // Y expired by time; ending it must drop it from the renewal set
     fail_renewals(false);
-    // Renewals work again: for several heartbeats nobody renews Y's row (the
-    // best-effort release of the lost term may free it meanwhile: version 0).
-    const auto rvn = row_rvn("y");
+    // Writes work again: for several heartbeats nobody renews Y's row (the
+    // best-effort release of the lost term may still free it: version 0).
     const auto until = Clock::now() + 6 * fast_timing().heartbeat_interval;
     while (Clock::now() < until) {
         const auto now = row_rvn("y");
