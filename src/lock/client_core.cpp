@@ -15,6 +15,8 @@ ClientCore::ClientCore(std::shared_ptr<LockStore> store, std::shared_ptr<Clock> 
       store_(std::move(store)),
       clock_(std::move(clock)),
       board_(clock_),
+      poller_([this](const std::vector<std::string>& names) { return store_->poll(names); }, clock_,
+              board_),
       renewer_([this](const std::vector<RenewItem>& items) {
                    return renew(RenewVia::renewal_connection, items);
                },
@@ -87,13 +89,26 @@ Lock ClientCore::acquire(const std::string& name, const AcquireOptions& o, std::
     const auto lease = timing.lease_duration;
 
     WaitBoard::Registration registration(board_, name);
+    // A read of the row asked of the poller and not used yet; withdrawn when
+    // this call returns.
+    std::shared_ptr<Poller::Request> read;
+    struct Withdraw {
+        Poller& poller;
+        std::shared_ptr<Poller::Request>& read;
+        ~Withdraw() {
+            if (read) poller.withdraw(read);
+        }
+    } withdraw{poller_, read};
     std::optional<std::int64_t> expected = tracker_.stale_version(name, clock_->now(), lease);
     bool may_take = true;
+    // The board's generation before the last attempt or read, so that a
+    // release or acquisition noticed after it is never missed.
+    WaitBoard::Generation generation;
     for (;;) {
         if (stop.stop_requested()) {
             throw NotAcquiredError(context("acquire", name) + ": cancelled while waiting");
         }
-        const auto generation = board_.generation(name);
+        if (!read) generation = board_.generation(name);
         if (may_take) {
             const auto start = clock_->now();
             TakeOutcome outcome;
@@ -142,7 +157,38 @@ Lock ClientCore::acquire(const std::string& name, const AcquireOptions& o, std::
                 return Lock(shared_from_this(), std::move(state));
             }
         }
-        auto row = store_->poll(name);
+        if (!read) {
+            const auto now = clock_->now();
+            read = poller_.ask(name, now, now);
+        }
+        // Waits for the answer.  At the read's instant this thread reads (with
+        // the client's other contenders whose reads may run then) unless
+        // another contender is reading it already.  A release or an
+        // acquisition by someone else ends the wait.
+        std::optional<PolledRow> row;
+        bool woken = false;
+        while (!Poller::answered(read, row)) {  // rethrows the read's error
+            if (stop.stop_requested()) {
+                throw NotAcquiredError(context("acquire", name) + ": cancelled while waiting");
+            }
+            const auto now = clock_->now();
+            if (now >= read->due && poller_.read_due(read)) continue;
+            board_.wait(name, generation, now >= read->due ? Clock::time_point::max() : read->due, stop,
+                        [&] { return read->done.load(std::memory_order_acquire); });
+            if (!(board_.generation(name) == generation)) {
+                woken = true;
+                break;
+            }
+        }
+        if (woken) {
+            // Released: try to take it at once; acquired by someone or
+            // notifications missed: read it at once.
+            poller_.withdraw(read);
+            read.reset();
+            may_take = board_.generation(name).released != generation.released;
+            continue;
+        }
+        read.reset();
         if (o.observer) {
             LockObservation seen{name, row.has_value(), row && row->rvn, row ? row->owner : "",
                                  row ? row->fencing_token : std::nullopt};
@@ -166,9 +212,13 @@ Lock ClientCore::acquire(const std::string& name, const AcquireOptions& o, std::
         }
         may_take = false;
         store_->ensure_listening(options_.connect_timeout);
-        board_.wait(name, generation, std::min(now + timing.retry_interval, first_seen + lease), stop);
-        // Woken by a release: try to take it at once; otherwise poll first.
-        may_take = board_.generation(name).released != generation.released;
+        // The next read: at the next retry tick, in step with the client's
+        // other contenders (up to half an interval early); at the lease's end
+        // exactly, when that comes first.
+        const auto tick = now + timing.retry_interval;
+        const auto lease_end = first_seen + lease;
+        read = tick < lease_end ? poller_.ask(name, tick, tick - timing.retry_interval / 2)
+                                : poller_.ask(name, lease_end, lease_end);
     }
 }
 

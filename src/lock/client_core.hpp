@@ -15,6 +15,7 @@
 #include "lock/dispatcher.hpp"
 #include "lock/lock_state.hpp"
 #include "lock/names.hpp"
+#include "lock/poller.hpp"
 #include "lock/renewer.hpp"
 #include "lock/store.hpp"
 #include "lock/tracker.hpp"
@@ -92,6 +93,7 @@ private:
 
     ObservationTracker tracker_;
     WaitBoard board_;
+    Poller poller_;  // after the board: it answers through it
     Dispatcher dispatcher_;  // before the renewer: its threads post here
     Renewer renewer_;
     std::atomic<bool> shut_down_{false};

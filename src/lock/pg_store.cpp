@@ -28,19 +28,26 @@ std::string one_line(std::string s) {
 }
 
 // PostgreSQL array literal of text values ({"a","b\"c"}), passed as one parameter.
-template <class Field>
-std::string text_array(const std::vector<RenewItem>& items, Field field) {
+std::string text_array(const std::vector<std::string>& values) {
     std::string out = "{";
-    for (std::size_t i = 0; i < items.size(); ++i) {
+    for (std::size_t i = 0; i < values.size(); ++i) {
         if (i) out += ',';
         out += '"';
-        for (char c : items[i].*field) {
+        for (char c : values[i]) {
             if (c == '"' || c == '\\') out += '\\';
             out += c;
         }
         out += '"';
     }
     return out + "}";
+}
+
+template <class Field>
+std::string text_array(const std::vector<RenewItem>& items, Field field) {
+    std::vector<std::string> values;
+    values.reserve(items.size());
+    for (const auto& i : items) values.push_back(i.*field);
+    return text_array(values);
 }
 
 std::string bigint_array(const std::vector<RenewItem>& items) {
@@ -464,15 +471,21 @@ TakeOutcome PgStore::try_take(const std::string& name, const std::string& owner,
                                                          : "nothing was taken"));
 }
 
-std::optional<PolledRow> PgStore::poll(const std::string& name) {
-    return run<pqxx::nontransaction>(pool_, context("read", name), [&](pqxx::nontransaction& tx) -> std::optional<PolledRow> {
-        auto r = exec(tx, Statements::kPoll, sql_.poll, name);
-        if (r.empty()) return std::nullopt;
-        PolledRow row;
-        if (!r[0][0].is_null()) row.rvn = r[0][0].as<std::int64_t>();
-        if (!r[0][1].is_null()) row.owner = r[0][1].as<std::string>();
-        if (!r[0][2].is_null()) row.fencing_token = r[0][2].as<std::int64_t>();
-        return row;
+std::unordered_map<std::string, PolledRow> PgStore::poll(const std::vector<std::string>& names) {
+    const std::string ctx = names.size() == 1 ? context("read", names[0])
+                                              : "read " + std::to_string(names.size()) +
+                                                    " locks on table " + table_.display();
+    return run<pqxx::nontransaction>(pool_, ctx, [&](pqxx::nontransaction& tx) {
+        auto r = exec(tx, Statements::kPoll, sql_.poll, text_array(names));
+        std::unordered_map<std::string, PolledRow> rows;
+        for (const auto& f : r) {
+            PolledRow row;
+            if (!f[1].is_null()) row.rvn = f[1].as<std::int64_t>();
+            if (!f[2].is_null()) row.owner = f[2].as<std::string>();
+            if (!f[3].is_null()) row.fencing_token = f[3].as<std::int64_t>();
+            rows.emplace(f[0].as<std::string>(), std::move(row));
+        }
+        return rows;
     });
 }
 

@@ -35,7 +35,7 @@ public:
     TakeOutcome try_take(const std::string& name, const std::string& owner,
                                   const AcquireOptions& options,
                                   std::optional<std::int64_t> stale_rvn) override;
-    std::optional<PolledRow> poll(const std::string& name) override;
+    std::unordered_map<std::string, PolledRow> poll(const std::vector<std::string>& names) override;
     std::vector<Renewed> renew(const std::vector<RenewItem>& items, RenewVia via) override;
     bool release(const std::string& name, std::int64_t fencing_token, const std::string& owner,
                  bool keep) override;

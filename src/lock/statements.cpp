@@ -152,7 +152,9 @@ Statements::Statements(const TableName& t) {
     resolve_table = "SELECT n.nspname, c.relname FROM pg_catalog.pg_class AS c "
                     "JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace "
                     "WHERE c.oid = to_regclass($1::text)";
-    poll = "SELECT record_version_number, owner, fencing_token FROM " + table + " WHERE name = $1";
+    // One statement for every contender of a client that waits (Poller).
+    poll = "SELECT name, record_version_number, owner, fencing_token FROM " + table +
+           " WHERE name = ANY($1::text[])";
     // Waiters are woken at once (payload 'R' || name).
     release_delete = "WITH r AS (DELETE FROM " + table + " WHERE " + kHeldByMe +
                      " RETURNING name) SELECT pg_notify($4, 'R' || name) FROM r";

@@ -32,7 +32,8 @@ struct Statements {
     // $1 the quoted table name.  Returns the schema and name the server
     // resolves it to (search_path applied), or no row if there is no such table.
     std::string resolve_table;
-    // $1 name.  Returns record_version_number, owner, fencing_token.  Read-only.
+    // $1 names (text[]).  Returns name, record_version_number, owner,
+    // fencing_token of each that has a row.  Read-only.
     std::string poll;
     // $1 name, $2 fencing token, $3 owner, $4 channel.  One row if released.
     std::string release_delete;

@@ -9,6 +9,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "lock/names.hpp"
@@ -94,8 +95,9 @@ public:
     virtual TakeOutcome try_take(const std::string& name, const std::string& owner,
                                           const AcquireOptions& options,
                                           std::optional<std::int64_t> stale_rvn) = 0;
-    // Reads the row of `name` (empty: no row).
-    virtual std::optional<PolledRow> poll(const std::string& name) = 0;
+    // Reads the rows of `names` in one statement (a name without a row is
+    // missing from the answer).
+    virtual std::unordered_map<std::string, PolledRow> poll(const std::vector<std::string>& names) = 0;
     // Renews every item still held by (fencing token, owner) in one statement,
     // skipping rows locked by another transaction; returns every item still
     // held, with its new record version (none if skipped).

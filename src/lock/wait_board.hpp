@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <stop_token>
@@ -83,6 +84,13 @@ public:
         }
     }
 
+    // A read of `name` was answered (Poller): its waiters check their request.
+    void answered(const std::string& name) {
+        std::lock_guard lk(mu_);
+        auto it = entries_.find(name);
+        if (it != entries_.end()) it->second.cv.notify_all();
+    }
+
     // Wakes everyone, e.g. after the LISTEN connection was re-established.
     void wake_all() {
         std::lock_guard lk(mu_);
@@ -91,17 +99,18 @@ public:
         unregistered_cv_.notify_all();
     }
 
-    // Returns when the generation of `name` differs from `seen`, at `deadline`,
-    // or when `stop` is triggered.
+    // Returns when the generation of `name` differs from `seen`, `also()`
+    // holds (checked under the board's lock when the name's waiters are
+    // woken), at `deadline`, or when `stop` is triggered.
     void wait(const std::string& name, Generation seen, Clock::time_point deadline,
-              std::stop_token stop) {
+              std::stop_token stop, const std::function<bool()>& also = {}) {
         std::unique_lock lk(mu_);
         // The entry stays put while its waiter holds a Registration (unordered_map
         // nodes do not move); waiting without one falls back to a shared variable.
         auto it = entries_.find(name);
         auto& cv = it == entries_.end() ? unregistered_cv_ : it->second.cv;
         clock_->wait_until(cv, lk, stop, deadline,
-                           [&] { return !(generation_locked(name) == seen); });
+                           [&] { return !(generation_locked(name) == seen) || (also && also()); });
     }
 
 private:

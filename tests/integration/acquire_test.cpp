@@ -257,15 +257,28 @@ TEST_F(AcquireExtras, AttemptAndRenewalSignalsReportWhatHappened) {
     std::mutex mu;
     std::vector<std::pair<std::string, AttemptResult>> attempts;
     std::vector<RenewalReport> renewals;
-    client_->acquire_attempted.connect([&](const std::string& n, AttemptResult r) {
-        std::lock_guard lk(mu);
-        attempts.emplace_back(n, r);
-    });
-    client_->renewal_finished.connect([&](const RenewalReport& r) {
-        std::lock_guard lk(mu);
-        renewals.push_back(r);
-    });
+    // Disconnected before the vectors above go, also when an assertion fails.
+    boost::signals2::scoped_connection on_attempt =
+        client_->acquire_attempted.connect([&](const std::string& n, AttemptResult r) {
+            std::lock_guard lk(mu);
+            attempts.emplace_back(n, r);
+        });
+    boost::signals2::scoped_connection on_renewal =
+        client_->renewal_finished.connect([&](const RenewalReport& r) {
+            std::lock_guard lk(mu);
+            renewals.push_back(r);
+        });
     auto lock = client_->acquire("signalled");
+    std::size_t acquisitions = 0;
+    {
+        // One attempt, unless the answer came after the renew deadline (a very
+        // busy machine): then the lease is given back and tried again.
+        std::lock_guard lk(mu);
+        acquisitions = attempts.size();
+        ASSERT_GE(acquisitions, 1u);
+        EXPECT_EQ(attempts.back(), std::make_pair(std::string("signalled"), AttemptResult::acquired));
+        for (const auto& a : attempts) EXPECT_EQ(a.first, "signalled");
+    }
     auto other = make_client();
     auto held = other->acquire("taken-elsewhere");
     EXPECT_THROW(client_->try_acquire("taken-elsewhere"), NotAcquiredError);
@@ -274,9 +287,8 @@ TEST_F(AcquireExtras, AttemptAndRenewalSignalsReportWhatHappened) {
         return !renewals.empty();
     }, 3s));
     std::lock_guard lk(mu);
-    ASSERT_EQ(attempts.size(), 2u);
-    EXPECT_EQ(attempts[0], std::make_pair(std::string("signalled"), AttemptResult::acquired));
-    EXPECT_EQ(attempts[1], std::make_pair(std::string("taken-elsewhere"), AttemptResult::busy));
+    ASSERT_EQ(attempts.size(), acquisitions + 1);
+    EXPECT_EQ(attempts.back(), std::make_pair(std::string("taken-elsewhere"), AttemptResult::busy));
     EXPECT_TRUE(renewals[0].ok);
     EXPECT_EQ(renewals[0].names, std::vector<std::string>{"signalled"});
     EXPECT_EQ(renewals[0].still_held, std::vector<std::string>{"signalled"});

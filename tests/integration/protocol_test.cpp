@@ -1,6 +1,7 @@
 // Protocol rules beyond pglock: round trips, read-only waiting, bounded
 // statements, replaced connections, fencing-token order.
 #include <future>
+#include <vector>
 
 #include "lock/names.hpp"
 #include "test_env.hpp"
@@ -47,7 +48,7 @@ TEST_F(Protocol, WaitingContendersOnlyRead) {
     auto holder = holder_client->acquire("busy");
     auto waiter = make_client(slow);
     const long inserts_before = calls("WITH a AS (INSERT INTO");
-    const long selects_before = calls("SELECT record_version_number");
+    const long selects_before = calls("SELECT name, record_version_number");
     std::stop_source stop;
     auto f = std::async(std::launch::async, [&] {
         try {
@@ -55,12 +56,49 @@ TEST_F(Protocol, WaitingContendersOnlyRead) {
         } catch (const NotAcquiredError&) {
         }
     });
-    ASSERT_TRUE(eventually([&] { return calls("SELECT record_version_number") - selects_before >= 20; }));
+    ASSERT_TRUE(eventually([&] { return calls("SELECT name, record_version_number") - selects_before >= 20; }));
     stop.request_stop();
     f.get();
     // One optimistic attempt when the wait began, then reads only.
     EXPECT_LE(calls("WITH a AS (INSERT INTO") - inserts_before, 1);
     EXPECT_FALSE(holder.is_released());
+}
+
+TEST_F(Protocol, ContendersOfOneClientReadAllTheirRowsInOneStatementPerTick) {
+    LeaseTiming slow{.lease_duration = 20s, .renew_deadline = 15s, .heartbeat_interval = 0ms,
+                     .retry_interval = 50ms};
+    constexpr int kGroups = 10;
+    auto holder_client = make_client(slow);
+    std::vector<Lock> held;
+    for (int i = 0; i < kGroups; ++i) held.push_back(holder_client->acquire("g" + std::to_string(i)));
+    auto waiter = make_client(slow);
+    std::stop_source stop;
+    std::vector<std::future<void>> waiting;
+    for (int i = 0; i < kGroups; ++i) {
+        waiting.push_back(std::async(std::launch::async, [&, i] {
+            try {
+                waiter->acquire("g" + std::to_string(i), {}, stop.get_token());
+            } catch (const NotAcquiredError&) {
+            }
+        }));
+    }
+    auto reads = [&] {
+        auto r = sql("SELECT coalesce(sum(calls), 0)::bigint, coalesce(sum(rows), 0)::bigint "
+                     "FROM pg_stat_statements WHERE query LIKE 'SELECT name, record_version_number%' "
+                     "AND query LIKE '%\"" + table_ + "\"%'");
+        return std::make_pair(r[0][0].as<long>(), r[0][1].as<long>());
+    };
+    // The contenders fall into step within a tick or two.
+    ASSERT_TRUE(eventually([&] { return reads().first >= 2 * kGroups; }));
+    const auto [calls_before, rows_before] = reads();
+    ASSERT_TRUE(eventually([&] { return reads().first >= calls_before + 20; }));
+    const auto [calls_after, rows_after] = reads();
+    stop.request_stop();
+    for (auto& w : waiting) w.get();
+    // One statement per tick reads every contender's row (one each: kGroups).
+    const double rows_per_read = double(rows_after - rows_before) / double(calls_after - calls_before);
+    EXPECT_GE(rows_per_read, kGroups - 1.0) << (calls_after - calls_before) << " reads";
+    for (auto& l : held) EXPECT_FALSE(l.is_released());
 }
 
 TEST_F(Protocol, StatementsAreBoundedByTheStatementTimeout) {

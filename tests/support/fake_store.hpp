@@ -18,6 +18,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "lock/names.hpp"
@@ -78,6 +79,11 @@ public:
     std::vector<std::vector<RenewItem>> renewals() const {
         std::lock_guard lk(mu_);
         return renewals_;
+    }
+    // The names of each read, in order.
+    std::vector<std::vector<std::string>> polls() const {
+        std::lock_guard lk(mu_);
+        return polled_;
     }
 
     // --- the table, as other clients change it ---------------------------
@@ -199,12 +205,17 @@ public:
         return outcome;
     }
 
-    std::optional<PolledRow> poll(const std::string& name) override {
-        std::optional<PolledRow> out;
-        call(Op::poll, context("read", name), [&] {
-            need_table("read", name);
-            auto it = rows_.find(name);
-            if (it != rows_.end()) out = PolledRow{it->second.rvn, it->second.owner, it->second.fencing_token};
+    std::unordered_map<std::string, PolledRow> poll(const std::vector<std::string>& names) override {
+        std::unordered_map<std::string, PolledRow> out;
+        call(Op::poll, names.size() == 1 ? context("read", names[0]) : "read locks", [&] {
+            need_table("read", names.front());
+            polled_.push_back(names);
+            for (const auto& name : names) {
+                auto it = rows_.find(name);
+                if (it != rows_.end()) {
+                    out.emplace(name, PolledRow{it->second.rvn, it->second.owner, it->second.fencing_token});
+                }
+            }
         });
         return out;
     }
@@ -375,6 +386,7 @@ private:
     std::map<Op, std::function<void()>> hooks_;
     std::map<Op, int> calls_;
     std::vector<std::vector<RenewItem>> renewals_;
+    std::vector<std::vector<std::string>> polled_;
     std::vector<std::string> pending_;
     Listeners listeners_;
     bool listening_ = false;

@@ -36,6 +36,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <thread>
 #include <vector>
 
@@ -301,12 +302,15 @@ public:
         return taken;
     }
 
-    std::optional<PolledRow> poll(const std::string& name) override {
-        std::optional<PolledRow> out;
-        call(context("read", name), pool_limit_, nullptr, [&] {
-            auto it = table_->rows.find(name);
-            if (it != table_->rows.end()) {
-                out = PolledRow{it->second.rvn, it->second.owner, it->second.fencing_token};
+    std::unordered_map<std::string, PolledRow> poll(const std::vector<std::string>& names) override {
+        std::unordered_map<std::string, PolledRow> out;
+        call(names.size() == 1 ? context("read", names[0]) : "read locks", pool_limit_, nullptr, [&] {
+            out.clear();
+            for (const auto& name : names) {
+                auto it = table_->rows.find(name);
+                if (it != table_->rows.end()) {
+                    out.emplace(name, PolledRow{it->second.rvn, it->second.owner, it->second.fencing_token});
+                }
             }
             return std::function<void()>{};
         });

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "fake_clock.hpp"
 #include "fake_client.hpp"
@@ -171,6 +172,44 @@ TEST_F(FakeLockTest, ContenderTakesOverOnlyAfterAFullLeaseOfUnchangedVersion) {
     auto lock = waiting.get();
     EXPECT_EQ(store_->row("a")->owner, "me");
     EXPECT_EQ(store_->row("a")->fencing_token, lock.fencing_token());
+}
+
+TEST_F(FakeLockTest, ContendersOfOneClientReadTheirRowsInOneStatementPerTick) {
+    // Eight contenders start at different instants (a fifth of a retry
+    // interval apart); after one tick they read all eight rows together.
+    constexpr int kContenders = 8;
+    std::vector<std::future<pgelect::Lock>> waiting;
+    for (int i = 0; i < kContenders; ++i) {
+        const std::string name = "g" + std::to_string(i);
+        store_->take_as(name, "other");
+        waiting.push_back(std::async(std::launch::async, [this, name] { return client_->acquire(name); }));
+        ASSERT_TRUE(eventually([&] { return store_->calls(Op::poll) == i + 1; }, 2s));
+        clock_->step(100ms, 1);
+    }
+    advance(2s, 100ms, 1);
+    const auto before = store_->polls().size();
+    for (int tick = 0; tick < 10; ++tick) {
+        for (const auto& name : {"g0", "g1", "g2", "g3", "g4", "g5", "g6", "g7"}) store_->renew_as_other(name);
+        advance(500ms, 100ms, 1);
+    }
+    ASSERT_TRUE(eventually([&] { return store_->polls().size() >= before + 10; }, 2s));
+    const auto polls = store_->polls();
+    // One read per retry interval (500 ms), each of every row.
+    EXPECT_LE(polls.size() - before, 11u);
+    for (auto i = before; i < polls.size(); ++i) {
+        EXPECT_EQ(polls[i].size(), static_cast<std::size_t>(kContenders)) << "read " << i;
+    }
+    // Still contenders: a release wakes the right one at once.
+    store_->release_as_other("g3");
+    ASSERT_EQ(waiting[3].wait_for(2s), std::future_status::ready);
+    EXPECT_EQ(waiting[3].get().owner(), "me");
+    for (int i = 0; i < kContenders; ++i) {
+        if (i != 3) EXPECT_EQ(waiting[i].wait_for(0s), std::future_status::timeout);
+    }
+    for (const auto& name : {"g0", "g1", "g2", "g4", "g5", "g6", "g7"}) store_->release_as_other(name);
+    for (auto& w : waiting) {
+        if (w.valid()) ASSERT_EQ(w.wait_for(2s), std::future_status::ready);
+    }
 }
 
 TEST_F(FakeLockTest, NothingIsTakenDuringAFailoverQuarantine) {
