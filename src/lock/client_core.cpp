@@ -146,14 +146,10 @@ Lock ClientCore::acquire(const std::string& name, const AcquireOptions& o, std::
                 state->next_renewal = start + timing.heartbeat_interval;
                 if (clock_->now() >= state->valid_until) {
                     // The database took longer than the renew deadline to
-                    // answer: this lease cannot be trusted; give it back
-                    // (this acquisition only), here and now, so that the next
-                    // attempt finds the row free rather than waiting a retry
-                    // interval for a release in the background.
+                    // answer: this lease cannot be trusted; give it back.
                     try {
-                        store_->release(name, state->fencing_token, owner, o.keep_on_release);
+                        release(state);
                     } catch (const Error&) {
-                        // Unreachable: the row expires after the lease.
                     }
                     continue;
                 }
