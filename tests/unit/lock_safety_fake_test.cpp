@@ -179,7 +179,15 @@ TEST_F(FakeSafetyTest, LateAcquireReplyIsGivenBack) {
     store_->before(Op::try_take, [&] {
         if (takes++ == 0) clock_->advance(11s);
     });
-    auto lock = client_->acquire("a");
+    auto acquiring = std::async(std::launch::async, [&] { return client_->acquire("a"); });
+    // The late lease is given back in the background; if the next attempt
+    // still finds it held (and the release's NOTIFY came before the contender
+    // listened), the contender takes it at its next retry tick.
+    for (int tick = 0; tick < 20 && acquiring.wait_for(100ms) != std::future_status::ready; ++tick) {
+        clock_->advance(options_.timing.retry_interval);
+    }
+    ASSERT_EQ(acquiring.wait_for(2s), std::future_status::ready);
+    auto lock = acquiring.get();
     EXPECT_GE(takes.load(), 2);
     EXPECT_TRUE(eventually([&] { return store_->calls(Op::release) == 1; }, 2s));
     EXPECT_FALSE(lock.is_released());
