@@ -32,7 +32,6 @@ bool Poller::read_due(const std::shared_ptr<Request>& r) {
             batch.push_back(p);
             return true;
         });
-        ++reads_;
     }
     std::vector<std::string> names;
     for (const auto& p : batch) names.push_back(p->name);
@@ -62,11 +61,6 @@ bool Poller::answered(const std::shared_ptr<Request>& r, std::optional<PolledRow
     row.reset();
     if (r->found) row = r->row;
     return true;
-}
-
-std::uint64_t Poller::reads() const {
-    std::lock_guard lk(mu_);
-    return reads_;
 }
 
 }  // namespace pgelect::detail

@@ -12,7 +12,6 @@
 #pragma once
 
 #include <atomic>
-#include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -65,9 +64,6 @@ public:
     // or rethrows the read's error.
     static bool answered(const std::shared_ptr<Request>& r, std::optional<PolledRow>& row);
 
-    // Statements run so far.
-    std::uint64_t reads() const;
-
 private:
     const ReadRows read_;
     const std::shared_ptr<Clock> clock_;
@@ -76,7 +72,6 @@ private:
     // guarded by mu_
     mutable std::mutex mu_;
     std::vector<std::shared_ptr<Request>> pending_;  // asked for, not being read
-    std::uint64_t reads_ = 0;
 };
 
 }  // namespace pgelect::detail
